@@ -1,0 +1,283 @@
+#include "nnkit/formats/npy.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <new>
+
+namespace nnkit::npy {
+
+namespace {
+
+// A small parser for the Python dict literal of a .npy header:
+// {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+class HeaderParser {
+ public:
+  explicit HeaderParser(const std::string& s) : s_(s) {}
+
+  Header parse() {
+    Header h;
+    bool have_descr = false, have_order = false, have_shape = false;
+    expect('{');
+    for (;;) {
+      skip_ws();
+      if (peek() == '}') break;
+      const std::string key = string_literal();
+      expect(':');
+      if (key == "descr") {
+        skip_ws();
+        if (peek() != '\'' && peek() != '"')
+          fail("unsupported dtype (structured arrays are not supported)");
+        descr(string_literal(), h);
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        h.fortran_order = boolean();
+        have_order = true;
+      } else if (key == "shape") {
+        h.shape = tuple();
+        have_shape = true;
+      } else {
+        fail("unexpected key '" + key + "'");
+      }
+      skip_ws();
+      if (peek() == ',') {
+        ++pos_;
+        continue;
+      }
+      skip_ws();
+      if (peek() != '}') fail("expected ',' or '}'");
+    }
+    ++pos_;
+    skip_ws();
+    if (pos_ != s_.size()) fail("unexpected text after the dict");
+    if (!have_descr || !have_order || !have_shape)
+      fail("missing key " + std::string(!have_descr ? "'descr'" : !have_order ? "'fortran_order'" : "'shape'"));
+    return h;
+  }
+
+ private:
+  const std::string& s_;
+  std::size_t pos_ = 0;
+
+  [[noreturn]] void fail(const std::string& why) const {
+    std::string excerpt = s_.substr(0, 80);
+    for (char& c : excerpt)
+      if (!std::isprint(static_cast<unsigned char>(c))) c = '?';
+    throw_data("bad .npy header: " + why + " in \"" + excerpt + (s_.size() > 80 ? "...\"" : "\""));
+  }
+  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  void skip_ws() {
+    while (pos_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[pos_]))) ++pos_;
+  }
+  void expect(char c) {
+    skip_ws();
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+  std::string string_literal() {
+    skip_ws();
+    const char q = peek();
+    if (q != '\'' && q != '"') fail("expected a quoted string");
+    const std::size_t end = s_.find(q, pos_ + 1);
+    if (end == std::string::npos) fail("unterminated string");
+    std::string out = s_.substr(pos_ + 1, end - pos_ - 1);
+    pos_ = end + 1;
+    return out;
+  }
+  bool boolean() {
+    skip_ws();
+    if (s_.compare(pos_, 4, "True") == 0) {
+      pos_ += 4;
+      return true;
+    }
+    if (s_.compare(pos_, 5, "False") == 0) {
+      pos_ += 5;
+      return false;
+    }
+    fail("expected True or False");
+  }
+  Shape tuple() {
+    expect('(');
+    Shape shape;
+    for (;;) {
+      skip_ws();
+      if (peek() == ')') break;
+      if (!std::isdigit(static_cast<unsigned char>(peek()))) fail("bad dimension in shape");
+      std::int64_t v = 0;
+      while (std::isdigit(static_cast<unsigned char>(peek()))) {
+        if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, peek() - '0', &v))
+          fail("dimension too large");
+        ++pos_;
+      }
+      if (peek() == 'L') ++pos_;  // Python 2 longs
+      shape.push_back(v);
+      if (shape.size() > max_rank) fail("more than " + std::to_string(max_rank) + " dimensions");
+      skip_ws();
+      if (peek() == ',') ++pos_;
+      else if (peek() != ')') fail("expected ',' or ')' in shape");
+    }
+    ++pos_;
+    return shape;
+  }
+  void descr(const std::string& d, Header& h) {
+    if (d.size() < 2) fail("bad dtype '" + d + "'");
+    const char order = d[0];
+    if (order != '<' && order != '>' && order != '|' && order != '=')
+      fail("bad byte order in dtype '" + d + "'");
+    const auto t = parse_dtype(d.substr(1));
+    if (!t || d.substr(1) != dtype_code(*t))
+      fail("unsupported dtype '" + d + "' (nnkit reads b1 i1 u1 i2 u2 i4 u4 i8 u8 f2 f4 f8)");
+    h.dtype = *t;
+    h.big_endian = order == '>' && dtype_size(*t) > 1;
+  }
+};
+
+void byteswap(std::byte* p, std::int64_t n, std::size_t size) {
+  for (std::int64_t i = 0; i < n; ++i, p += size) std::reverse(p, p + size);
+}
+
+// Fortran order holds the C-order data of the reversed shape; copy it into C order.
+void fortran_to_c(const std::byte* src, std::byte* dst, const Shape& shape, std::size_t size) {
+  const std::size_t rank = shape.size();
+  std::vector<std::int64_t> fstride(rank), idx(rank, 0);
+  std::int64_t s = 1;
+  for (std::size_t a = 0; a < rank; ++a) {
+    fstride[a] = s;
+    s *= shape[a];
+  }
+  const std::int64_t n = checked_numel(shape);
+  std::int64_t off = 0;  // source element offset of idx
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::memcpy(dst + i * size, src + off * size, size);
+    for (std::size_t a = rank; a-- > 0;) {  // odometer over C order
+      if (++idx[a] < shape[a]) {
+        off += fstride[a];
+        break;
+      }
+      off -= fstride[a] * (shape[a] - 1);
+      idx[a] = 0;
+    }
+  }
+}
+
+std::uint32_t le(const unsigned char* p, int n) {
+  std::uint32_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+}  // namespace
+
+Header parse_header_text(const std::string& text) { return HeaderParser(text).parse(); }
+
+std::string format_header_text(const Header& h) {
+  std::string shape = "(";
+  for (std::size_t i = 0; i < h.shape.size(); ++i) {
+    if (i) shape += ", ";
+    shape += std::to_string(h.shape[i]);
+  }
+  if (h.shape.size() == 1) shape += ",";
+  shape += ")";
+  const char order = dtype_size(h.dtype) == 1 ? '|' : (h.big_endian ? '>' : '<');
+  return "{'descr': '" + std::string(1, order) + std::string(dtype_code(h.dtype)) +
+         "', 'fortran_order': " + (h.fortran_order ? "True" : "False") + ", 'shape': " + shape +
+         ", }";
+}
+
+Tensor read(Input& in) {
+  const std::uint64_t start = in.offset();
+  unsigned char pre[8];
+  in.read_exact(pre, 8, ".npy magic and version");
+  if (std::memcmp(pre, magic, magic_size) != 0)
+    throw_data("not a .npy array: bad magic at byte " + std::to_string(start) + " (" + in.name() + ")");
+  const int major = pre[6];
+  if (major < 1 || major > 3)
+    throw_data("unsupported .npy version " + std::to_string(major) + "." + std::to_string(pre[7]) +
+               " (" + in.name() + ")");
+  const int len_bytes = major == 1 ? 2 : 4;
+  unsigned char lenbuf[4];
+  in.read_exact(lenbuf, len_bytes, ".npy header length");
+  const std::uint32_t header_len = le(lenbuf, len_bytes);
+  if (header_len > max_header_bytes)
+    throw_data(".npy header of " + std::to_string(header_len) + " bytes is larger than the " +
+               std::to_string(max_header_bytes) + "-byte limit (" + in.name() + ")");
+  std::string text(header_len, '\0');
+  in.read_exact(text.data(), header_len, ".npy header");
+  Header h;
+  try {
+    h = parse_header_text(text);
+  } catch (const Error& e) {
+    throw_data(std::string(e.what()) + " at byte " + std::to_string(start) + " (" + in.name() + ")");
+  }
+  std::int64_t nbytes;
+  try {
+    nbytes = checked_nbytes(h.shape, h.dtype);
+  } catch (const Error& e) {
+    throw_data(std::string(e.what()) + " (" + in.name() + ")");
+  }
+  const std::int64_t left = in.remaining_hint();
+  if (left >= 0 && nbytes > left)
+    throw_data("truncated input: .npy header claims " + std::to_string(nbytes) +
+               " bytes of data for " + std::string(dtype_name(h.dtype)) + " " + shape_str(h.shape) +
+               " but only " + std::to_string(left) + " remain (" + in.name() + ")");
+  Tensor t = Tensor::uninitialized(h.dtype, h.shape);
+  in.read_exact(t.bytes(), static_cast<std::size_t>(nbytes), ".npy data");
+  if (h.big_endian) byteswap(t.bytes(), t.numel(), t.itemsize());
+  if (h.dtype == DType::b1) {  // anything but 0/1 in a bool is undefined in C++
+    auto* b = reinterpret_cast<unsigned char*>(t.bytes());
+    for (std::int64_t i = 0; i < t.numel(); ++i) b[i] = b[i] != 0;
+  }
+  if (h.fortran_order && h.shape.size() > 1) {
+    Tensor c = Tensor::uninitialized(h.dtype, h.shape);
+    fortran_to_c(t.bytes(), c.bytes(), h.shape, t.itemsize());
+    return c;
+  }
+  return t;
+}
+
+std::optional<Tensor> read_next(Input& in) {
+  if (in.at_eof()) return std::nullopt;
+  return read(in);
+}
+
+namespace {
+std::string header_bytes(const Tensor& t) {
+  Header h;
+  h.dtype = t.dtype();
+  h.shape = t.shape();
+  const std::string dict = format_header_text(h);
+  // Pad with spaces and a newline so the data starts 64-byte aligned, as numpy
+  // does; version 2.0 (4-byte length) only when the header outgrows 65535 bytes.
+  auto padded = [&](std::size_t len_bytes) {
+    std::string t = dict;
+    const std::size_t unpadded = magic_size + 2 + len_bytes + t.size() + 1;
+    t.append((64 - unpadded % 64) % 64, ' ');
+    return t + '\n';
+  };
+  std::size_t len_bytes = 2;
+  std::string text = padded(2);
+  if (text.size() > 65535) {
+    len_bytes = 4;
+    text = padded(4);
+  }
+  std::string out(magic, magic_size);
+  out += static_cast<char>(len_bytes == 2 ? 1 : 2);
+  out += '\0';
+  const std::uint32_t n = static_cast<std::uint32_t>(text.size());
+  for (std::size_t i = 0; i < len_bytes; ++i) out += static_cast<char>((n >> (8 * i)) & 0xff);
+  return out + text;
+}
+}  // namespace
+
+void write(Output& out, const Tensor& t) {
+  out.write(header_bytes(t));
+  out.write(t.bytes(), t.nbytes());
+}
+
+std::string to_bytes(const Tensor& t) {
+  std::string s = header_bytes(t);
+  s.append(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
+  return s;
+}
+
+}  // namespace nnkit::npy

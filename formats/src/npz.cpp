@@ -1,0 +1,180 @@
+// .npz reader: a zip archive (stored or deflated members) of .npy files, as
+// numpy's savez and savez_compressed write it. The archive is read into memory
+// and opened with libzip; each member's sizes are checked before it is inflated.
+#include "nnkit/formats/npz.hpp"
+
+#include <zip.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "nnkit/formats/npy.hpp"
+
+namespace nnkit::npz {
+
+namespace {
+
+// No single array we accept is larger than this, whatever the archive claims.
+constexpr std::uint64_t max_member_bytes = std::uint64_t{64} << 30;
+// Deflate cannot expand data by more than about 1032:1; a member claiming a
+// larger ratio is inconsistent (or a bomb). The slack covers tiny members.
+constexpr std::uint64_t max_deflate_ratio = 1032;
+constexpr std::uint64_t deflate_slack = 1024;
+
+struct ZipDiscard {
+  void operator()(zip_t* z) const { zip_discard(z); }
+};
+struct ZipFileClose {
+  void operator()(zip_file_t* f) const { zip_fclose(f); }
+};
+
+[[noreturn]] void fail(const std::string& what, const std::string& where) {
+  throw_data("npz: " + what + " (" + where + ")");
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Control characters escaped, so that an error message stays on one line
+// whatever names the file contains.
+std::string printable(const std::string& name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f) {
+      const char* hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+std::string in_quotes(const std::string& name) { return "'" + printable(name) + "'"; }
+
+// Checks the sizes the archive claims for one member before inflating it.
+void check_member(const zip_stat_t& st, const std::string& member, const std::string& where) {
+  const zip_uint64_t need = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
+  if ((st.valid & need) != need) fail("member " + in_quotes(member) + " has no size information", where);
+  if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE)
+    fail("member " + in_quotes(member) + " is encrypted", where);
+  if (st.size > max_member_bytes)
+    fail("member " + in_quotes(member) + " claims " + std::to_string(st.size) +
+             " bytes, more than the limit of " + std::to_string(max_member_bytes),
+         where);
+  if (st.comp_method == ZIP_CM_STORE) {
+    if (st.size != st.comp_size)
+      fail("stored member " + in_quotes(member) + " has size " + std::to_string(st.size) +
+               " but compressed size " + std::to_string(st.comp_size),
+           where);
+  } else if (st.comp_method == ZIP_CM_DEFLATE) {
+    if (st.size > st.comp_size * max_deflate_ratio + deflate_slack)
+      fail("deflated member " + in_quotes(member) + " claims " + std::to_string(st.size) +
+               " bytes from " + std::to_string(st.comp_size) + " compressed bytes",
+           where);
+  } else {
+    fail("member " + in_quotes(member) + " uses unsupported compression method " +
+             std::to_string(st.comp_method) + " (numpy writes stored or deflate)",
+         where);
+  }
+}
+
+// Inflates one member. The buffer grows with the data actually produced, so
+// a wrong size in the directory cannot cause a large allocation by itself.
+std::string read_member(zip_t* za, zip_uint64_t index, const zip_stat_t& st,
+                        const std::string& member, const std::string& where) {
+  std::unique_ptr<zip_file_t, ZipFileClose> zf(zip_fopen_index(za, index, 0));
+  if (!zf)
+    fail("cannot open member " + in_quotes(member) + ": " + zip_error_strerror(zip_get_error(za)),
+         where);
+  std::string out;
+  out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(st.size, 1u << 20)));
+  std::string chunk(1u << 20, '\0');
+  for (;;) {
+    zip_int64_t n = zip_fread(zf.get(), chunk.data(), chunk.size());
+    if (n < 0)
+      fail("cannot read member " + in_quotes(member) + ": " +
+               zip_error_strerror(zip_file_get_error(zf.get())),
+           where);
+    if (n == 0) break;
+    out.append(chunk.data(), static_cast<std::size_t>(n));
+    if (out.size() > st.size) break;
+  }
+  if (out.size() != st.size)
+    fail("member " + in_quotes(member) + " holds " + std::to_string(out.size()) +
+             " bytes, not the " + std::to_string(st.size) + " its directory entry claims",
+         where);
+  return out;
+}
+
+}  // namespace
+
+bool sniff(std::string_view b) {
+  // A local file header starts a non-empty archive; an empty one (np.savez
+  // with no arrays) is just the end-of-central-directory record.
+  return b.size() >= 4 && (b.substr(0, 4) == std::string_view("PK\x03\x04", 4) ||
+                           b.substr(0, 4) == std::string_view("PK\x05\x06", 4));
+}
+
+std::vector<NamedTensor> read(Input& in) {
+  const std::string where = in.name();
+  // libzip needs random access; the whole archive is read into memory.
+  std::string bytes = in.read_all();
+  // libzip treats an empty buffer as a new, empty archive; an empty input is
+  // not an npz. 22 bytes is the end-of-central-directory record alone.
+  if (bytes.size() < 22)
+    fail("not a zip archive: only " + std::to_string(bytes.size()) + " bytes", where);
+
+  zip_error_t err;
+  zip_error_init(&err);
+  zip_source_t* src = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &err);
+  if (!src) {
+    std::string m = zip_error_strerror(&err);
+    zip_error_fini(&err);
+    throw_internal("npz: cannot create a zip source: " + m);
+  }
+  std::unique_ptr<zip_t, ZipDiscard> za(zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &err));
+  if (!za) {
+    // On failure the source still belongs to us.
+    zip_source_free(src);
+    std::string m = zip_error_strerror(&err);
+    zip_error_fini(&err);
+    fail("not a readable zip archive: " + m, where);
+  }
+  zip_error_fini(&err);
+
+  zip_int64_t count = zip_get_num_entries(za.get(), 0);
+  if (count < 0) fail("cannot count the archive's members", where);
+
+  std::vector<NamedTensor> out;
+  std::set<std::string> names;
+  for (zip_int64_t i = 0; i < count; ++i) {
+    zip_stat_t st;
+    zip_stat_init(&st);
+    if (zip_stat_index(za.get(), static_cast<zip_uint64_t>(i), 0, &st) != 0 ||
+        !(st.valid & ZIP_STAT_NAME))
+      fail("cannot read the directory entry of member " + std::to_string(i), where);
+    std::string member = st.name;
+    // numpy's np.load also returns non-.npy members as raw bytes; they hold no
+    // tensors, so they are skipped (directories included).
+    if (!ends_with(member, ".npy")) continue;
+    std::string name = member.substr(0, member.size() - 4);
+    if (!names.insert(name).second) fail("array " + in_quotes(name) + " appears twice", where);
+
+    check_member(st, member, where);
+    std::string data = read_member(za.get(), static_cast<zip_uint64_t>(i), st, member, where);
+    Input mem = Input::from_bytes(std::move(data), where + ":" + printable(member));
+    Tensor t = npy::read(mem);
+    if (!mem.at_eof())
+      fail("member " + in_quotes(member) + " has bytes after its array", where);
+    out.push_back({std::move(name), std::move(t)});
+  }
+  return out;
+}
+
+}  // namespace nnkit::npz

@@ -1,0 +1,307 @@
+# The bad-input matrix shared by the tool scripts: every way an input can be
+# wrong, and what every tool must do about it (exit code, one error line that
+# names the problem and the input, no crash signal, nothing left in the output
+# folder). Source after lib.sh.
+#
+#   make_bad_inputs                 writes the inputs under $BAD (once)
+#   bad_input_matrix NAME OUTNAME [ARGS...]
+#       runs `NAME ARGS... INPUT -o DIR/OUTNAME` for every bad INPUT (files and
+#       stdin) and checks each failure.
+#   bad_output_matrix NAME GOOD OUTNAME [ARGS...]
+#       unwritable -o, a directory as -o, /dev/full, stdout closed or full,
+#       and the reader of a pipe going away.
+
+BAD=$T/bad
+
+make_bad_inputs() {
+  [ -d "$BAD" ] && return 0
+  mkdir -p "$BAD/adir"
+  py '
+import os, struct, zlib
+d = sys.argv[1]
+def w(name, b):
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(b)
+def npy_bytes(a):
+    import io
+    f = io.BytesIO(); np.save(f, a); return f.getvalue()
+def header(text, version=1):
+    text = text + " " * ((64 - (10 + len(text) + 1) % 64) % 64) + "\n"
+    if version == 1:
+        return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
+    return b"\x93NUMPY" + bytes([version, 0]) + struct.pack("<I", len(text)) + text.encode("latin1")
+
+good = npy_bytes(np.arange(48, dtype="<f4").reshape(6, 8))
+w("empty.npy", b"")
+w("trunc_magic.npy", good[:4])
+w("trunc_version.npy", good[:7])
+w("trunc_hlen.npy", good[:9])
+w("trunc_header.npy", good[:40])
+w("trunc_header_end.npy", good[:127])
+w("trunc_data_first.npy", good[:129])
+w("trunc_data_half.npy", good[:128 + 96])
+w("trunc_data_last.npy", good[:-1])
+w("trunc_second.npy", good + good[:150])
+w("trailing_junk.npy", good + b"junk")
+w("bad_magic.npy", b"\x93NUMPZ" + good[6:])
+w("bad_version.npy", good[:6] + b"\x09\x00" + good[8:])
+w("garbage.bin", np.random.default_rng(7).integers(0, 256, 300, dtype=np.uint8).tobytes())
+w("huge_shape.npy", header("{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (1000000000000, 1000000000000), }".replace("\"", "\x27")))
+w("huge_fits.npy", header("{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (1000000, 1000000), }") + b"\0" * 64)
+w("overflow_shape.npy", header("{\x27descr\x27: \x27<f8\x27, \x27fortran_order\x27: False, \x27shape\x27: (1099511627776, 1099511627776, 1099511627776), }"))
+w("huge_header_len.npy", b"\x93NUMPY\x02\x00" + struct.pack("<I", 0xFFFFFFF0) + b"{")
+w("neg_shape.npy", header("{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (-1, 3), }") + b"\0" * 64)
+w("bad_dtype_complex.npy", header("{\x27descr\x27: \x27<c8\x27, \x27fortran_order\x27: False, \x27shape\x27: (2,), }") + b"\0" * 16)
+w("bad_dtype_word.npy", header("{\x27descr\x27: \x27<zz\x27, \x27fortran_order\x27: False, \x27shape\x27: (2,), }") + b"\0" * 16)
+w("bad_dtype_object.npy", header("{\x27descr\x27: \x27|O\x27, \x27fortran_order\x27: False, \x27shape\x27: (2,), }") + b"\0" * 16)
+w("bad_header_syntax.npy", header("{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, \x27shape\x27: (2, 3") + b"\0" * 24)
+w("bad_header_nodict.npy", header("hello there") + b"\0" * 24)
+w("bad_header_noshape.npy", header("{\x27descr\x27: \x27<f4\x27, \x27fortran_order\x27: False, }") + b"\0" * 24)
+
+def st(hdr, data, hlen=None):
+    h = hdr.encode()
+    return struct.pack("<Q", len(h) if hlen is None else hlen) + h + data
+w("st_offsets.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,1000]}}", b"\0" * 16))
+w("st_mismatch.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[4,4],\"data_offsets\":[0,16]}}", b"\0" * 16))
+w("st_reversed.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[16,0]}}", b"\0" * 16))
+w("st_json.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_off", b"\0" * 16))
+w("st_dtype.safetensors", st("{\"a\":{\"dtype\":\"Q7\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", b"\0" * 16))
+w("st_hlen_beyond.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", b"\0" * 16, hlen=5000))
+w("st_huge_shape.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[1000000000000,1000000000000],\"data_offsets\":[0,16]}}", b"\0" * 16))
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+img = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
+raw = b"".join(b"\0" + img[r].tobytes() for r in range(16))
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+w("good.png", png)
+w("png_trunc.png", png[: len(png) // 2])
+w("png_sigonly.png", png[:8])
+bad = bytearray(png); bad[45] ^= 0xFF; w("png_crc.png", bytes(bad))
+w("png_garbage.png", b"\x89PNG\r\n\x1a\n" + np.random.default_rng(3).integers(0, 256, 200, dtype=np.uint8).tobytes())
+w("png_huge.png", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2000000, 2000000, 8, 2, 0, 0, 0))
+  + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+
+w("npz_garbage.npz", b"PK\x03\x04" + np.random.default_rng(5).integers(0, 256, 200, dtype=np.uint8).tobytes())
+import io, zipfile
+f = io.BytesIO(); np.savez(f, a=np.arange(100.0), b=np.ones((3, 3))); z = f.getvalue()
+w("npz_trunc.npz", z[: len(z) // 2])
+f = io.BytesIO()
+with zipfile.ZipFile(f, "w") as zf:
+    zf.writestr("a.npy", good[:100])
+w("npz_badmember.npz", f.getvalue())
+
+w("text_ragged.txt", b"1 2 3\n4 5\n")
+w("text_word.txt", b"1 2\n3 four\n")
+w("text_comments_only.txt", b"# nothing here\n# at all\n")
+w("text_blank.txt", b"\n\n   \n")
+' "$BAD"
+}
+
+# The matrix: FILE CODE WORDS... (WORDS all must appear in the message).
+_bad_cases() {
+  cat <<EOF
+missing.npy 66 missing.npy
+adir 66 adir
+empty.npy 65 empty.npy
+trunc_magic.npy 65 trunc_magic.npy
+trunc_version.npy 65 truncat trunc_version.npy
+trunc_hlen.npy 65 truncat trunc_hlen.npy
+trunc_header.npy 65 truncat trunc_header.npy
+trunc_header_end.npy 65 truncat trunc_header_end.npy
+trunc_data_first.npy 65 truncat trunc_data_first.npy
+trunc_data_half.npy 65 truncat trunc_data_half.npy
+trunc_data_last.npy 65 truncat trunc_data_last.npy
+trunc_second.npy 65 truncat trunc_second.npy
+trailing_junk.npy 65 trailing_junk.npy
+bad_magic.npy 65 bad_magic.npy
+bad_version.npy 65 version bad_version.npy
+garbage.bin 65 garbage.bin
+huge_shape.npy 65 huge_shape.npy
+huge_fits.npy 65 huge_fits.npy
+overflow_shape.npy 65 overflow_shape.npy
+huge_header_len.npy 65 huge_header_len.npy
+neg_shape.npy 65 neg_shape.npy
+bad_dtype_complex.npy 65 bad_dtype_complex.npy
+bad_dtype_word.npy 65 bad_dtype_word.npy
+bad_dtype_object.npy 65 bad_dtype_object.npy
+bad_header_syntax.npy 65 bad_header_syntax.npy
+bad_header_nodict.npy 65 bad_header_nodict.npy
+bad_header_noshape.npy 65 bad_header_noshape.npy
+st_offsets.safetensors 65 st_offsets.safetensors
+st_mismatch.safetensors 65 st_mismatch.safetensors
+st_reversed.safetensors 65 st_reversed.safetensors
+st_json.safetensors 65 st_json.safetensors
+st_dtype.safetensors 65 st_dtype.safetensors
+st_hlen_beyond.safetensors 65 st_hlen_beyond.safetensors
+st_huge_shape.safetensors 65 st_huge_shape.safetensors
+png_trunc.png 65 png_trunc.png
+png_sigonly.png 65 png_sigonly.png
+png_crc.png 65 png_crc.png
+png_garbage.png 65 png_garbage.png
+png_huge.png 65 png_huge.png
+npz_garbage.npz 65 npz_garbage.npz
+npz_trunc.npz 65 npz_trunc.npz
+npz_badmember.npz 65 npz_badmember.npz
+text_ragged.txt 65 text_ragged.txt
+text_word.txt 65 text_word.txt
+text_comments_only.txt 65 text_comments_only.txt
+text_blank.txt 65 text_blank.txt
+EOF
+  # Committed corrupt containers, when the fixtures are there.
+  local f
+  if [ -n "$NNKIT_FIXTURES" ]; then
+    for f in "$NNKIT_FIXTURES"/containers/bad_*.safetensors "$NNKIT_FIXTURES"/containers/bad_*.npz \
+             "$NNKIT_FIXTURES"/containers/truncated.npz "$NNKIT_FIXTURES"/npy/bad_*.npy \
+             "$NNKIT_FIXTURES"/png/bad_*.png "$NNKIT_FIXTURES"/text/bad_*; do
+      [ -f "$f" ] && printf '%s 65 %s\n' "$f" "$(basename "$f")"
+    done
+  fi
+}
+
+# Inputs read from a pipe (no size known): FILE CODE WORDS...
+_bad_pipe_cases() {
+  cat <<EOF
+empty.npy 65 empty stdin
+garbage.bin 65 stdin
+trunc_hlen.npy 65 truncat stdin
+trunc_header.npy 65 truncat stdin
+trunc_data_half.npy 65 truncat stdin
+trunc_data_last.npy 65 truncat stdin
+trunc_second.npy 65 truncat stdin
+huge_shape.npy 65 stdin
+overflow_shape.npy 65 stdin
+huge_header_len.npy 65 stdin
+bad_dtype_complex.npy 65 stdin
+st_offsets.safetensors 65 stdin
+png_trunc.png 65 stdin
+npz_garbage.npz 65 stdin
+text_ragged.txt 65 stdin
+EOF
+}
+
+# bad_input_matrix NAME OUTNAME [ARGS...]
+bad_input_matrix() {
+  local name=$1 outname=$2
+  shift 2
+  make_bad_inputs
+  local tb file code words path out w t0 t1 line
+  tb=$(bin "$name")
+  out=$(freshdir badout)
+  while read -r file code words; do
+    case $file in /*) path=$file ;; *) path=$BAD/$file ;; esac
+    t0=$(date +%s%N)
+    run "$tb" "$@" "$path" -o "$out/$outname"
+    t1=$(date +%s%N)
+    expect_error "$code" "" "$name ${*} $file" "$name"
+    for w in $words; do
+      grep -qiF -- "$w" "$T/err" && pass || fail "$name $file: message does not mention '$w': $(head -c 300 "$T/err")"
+    done
+    expect_empty_dir "$out" "$name $file"
+    # Refused before reading or allocating anything large: quickly.
+    [ $(((t1 - t0) / 1000000)) -lt 3000 ] && pass || fail "$name $file: took $(((t1 - t0) / 1000000)) ms"
+    rm -rf "${out:?}"/* "$out"/.[!.]* 2>/dev/null
+  done < <(_bad_cases)
+  # The same from a pipe (stdin is not a regular file), as `-` and as no input.
+  while read -r file code words; do
+    LAST_CMD="cat $file | $name $* - -o $out/$outname"
+    cat "$BAD/$file" | timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" - -o "$out/$outname" >"$T/out" 2>"$T/err"
+    RC=$?
+    expect_error "$code" "" "$LAST_CMD" "$name"
+    for w in $words; do
+      grep -qiF -- "$w" "$T/err" && pass || fail "$LAST_CMD: message does not mention '$w': $(head -c 300 "$T/err")"
+    done
+    expect_empty_dir "$out" "$LAST_CMD"
+    rm -rf "${out:?}"/* "$out"/.[!.]* 2>/dev/null
+  done < <(_bad_pipe_cases)
+  # Redirected from a file (stdin is a regular file).
+  LAST_CMD="$name $* < trunc_data_half.npy"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" -o "$out/$outname" <"$BAD/trunc_data_half.npy" >"$T/out" 2>"$T/err"
+  RC=$?
+  expect_error 65 "truncat" "$LAST_CMD" "$name"
+  expect_empty_dir "$out" "$LAST_CMD"
+  # A closed stdin is no input, not a crash.
+  LAST_CMD="$name $* <&-"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" -o "$out/$outname" <&- >"$T/out" 2>"$T/err"
+  RC=$?
+  expect_no_signal "$LAST_CMD"
+  [ "$RC" -eq 65 ] || [ "$RC" -eq 66 ] || [ "$RC" -eq 74 ] && pass || fail "$LAST_CMD: want exit 65, 66 or 74, got $RC"
+  expect_empty_dir "$out" "$LAST_CMD"
+}
+
+# bad_option NAME CODE WORD ARGS...: a usage error with no output left behind.
+bad_option() {
+  local name=$1 code=$2 word=$3
+  shift 3
+  local out
+  out=$(freshdir optout)
+  run "$(bin "$name")" "$@" -o "$out/out.npy"
+  expect_error "$code" "$word" "$name $*" "$name"
+  expect_empty_dir "$out" "$name $*"
+}
+
+# bad_output_matrix NAME GOOD BIG [ARGS...]: GOOD is a small valid input, BIG
+# one whose output is larger than a pipe buffer.
+bad_output_matrix() {
+  local name=$1 good=$2 big=$3
+  shift 3
+  local tb out
+  tb=$(bin "$name")
+  out=$(freshdir outdir)
+  run "$tb" "$@" "$good" -o /nonexistent/dir/out.npy
+  expect_error 73 "/nonexistent/dir/out.npy" "$name -o /nonexistent/dir/out.npy"
+  run "$tb" "$@" "$good" -o "$out"
+  expect_error 73 "$out" "$name -o DIRECTORY"
+  expect_empty_dir "$out" "$name -o DIRECTORY"
+  run "$tb" "$@" "$good" -o "$out/"
+  expect_error 73 "" "$name -o DIRECTORY/"
+  expect_empty_dir "$out" "$name -o DIRECTORY/"
+  mkdir -p "$out/ro"
+  chmod 555 "$out/ro"
+  if [ "$(id -u)" -ne 0 ]; then  # root writes anywhere
+    run "$tb" "$@" "$good" -o "$out/ro/out.npy"
+    expect_error 73 "out.npy" "$name -o READONLY/out.npy"
+    expect_empty_dir "$out/ro" "$name -o READONLY/out.npy"
+  fi
+  chmod 755 "$out/ro"
+  rmdir "$out/ro"
+  run "$tb" "$@" "$good" -o /dev/full
+  expect_error 74 "" "$name -o /dev/full"
+  LAST_CMD="$name $* $good > /dev/full"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$good" >/dev/full 2>"$T/err"
+  RC=$?
+  expect_error 74 "" "$LAST_CMD"
+  LAST_CMD="$name $* $big > /dev/full"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$big" >/dev/full 2>"$T/err"
+  RC=$?
+  expect_error 74 "" "$LAST_CMD"
+  LAST_CMD="$name $* $good >&-"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$good" >&- 2>"$T/err"
+  RC=$?
+  expect_error 74 "" "$LAST_CMD"
+  # The reader of the pipe goes away: quiet, and not killed by SIGPIPE.
+  LAST_CMD="$name $* $big | head -c 10"
+  local st
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$big" 2>"$T/err" | head -c 10 >/dev/null
+  st=("${PIPESTATUS[@]}")
+  RC=${st[0]}
+  expect_no_signal "$LAST_CMD"
+  expect_rc 0 "$LAST_CMD"
+  expect_stderr_empty "$LAST_CMD"
+  # Same, with SIGPIPE already ignored by the parent (as some shells do).
+  LAST_CMD="(trap '' PIPE; $name $* $big) | head -c 10"
+  (trap '' PIPE; timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$big" 2>"$T/err") | head -c 10 >/dev/null
+  st=("${PIPESTATUS[@]}")
+  RC=${st[0]}
+  expect_no_signal "$LAST_CMD"
+  expect_rc 0 "$LAST_CMD"
+  expect_stderr_empty "$LAST_CMD"
+  # An existing file is replaced only on success: a failure keeps the old one.
+  printf 'old\n' >"$out/keep.npy"
+  run "$tb" "$@" "$BAD/trunc_data_half.npy" -o "$out/keep.npy"
+  expect_error 65 "" "$name BAD -o EXISTING"
+  [ "$(cat "$out/keep.npy")" = "old" ] && pass || fail "$name BAD -o EXISTING: the existing file was changed"
+  [ "$(ls -A "$out")" = "keep.npy" ] && pass || fail "$name BAD -o EXISTING: files left: $(ls -A "$out")"
+  rm -f "$out/keep.npy"
+}
