@@ -184,49 +184,78 @@ std::string format_header_text(const Header& h) {
          ", }";
 }
 
-Tensor read(Input& in) {
+namespace {
+
+// The header of the next array, checked; `at` names the array in messages.
+struct ArrayHeader {
+  Header h;
+  std::int64_t nbytes = 0;
+  std::string at;
+};
+
+ArrayHeader read_array_header(Input& in) {
+  ArrayHeader a;
   const std::uint64_t start = in.offset();
+  // Messages name the array by where it starts, which matters in long streams.
+  a.at = " of the array at byte " + std::to_string(start);
+  const std::string& at = a.at;
   unsigned char pre[8];
-  in.read_exact(pre, 8, ".npy magic and version");
+  in.read_exact(pre, 8, ".npy magic and version" + at);
   if (std::memcmp(pre, magic, magic_size) != 0)
     throw_data("not a .npy array: bad magic at byte " + std::to_string(start) + " (" + in.name() + ")");
   const int major = pre[6];
   if (major < 1 || major > 3)
     throw_data("unsupported .npy version " + std::to_string(major) + "." + std::to_string(pre[7]) +
-               " (" + in.name() + ")");
+               at + " (" + in.name() + ")");
   const int len_bytes = major == 1 ? 2 : 4;
   unsigned char lenbuf[4];
-  in.read_exact(lenbuf, len_bytes, ".npy header length");
+  in.read_exact(lenbuf, len_bytes, ".npy header length" + at);
   const std::uint32_t header_len = le(lenbuf, len_bytes);
   if (header_len > max_header_bytes)
-    throw_data(".npy header of " + std::to_string(header_len) + " bytes is larger than the " +
-               std::to_string(max_header_bytes) + "-byte limit (" + in.name() + ")");
+    throw_data(".npy header" + at + " claims " + std::to_string(header_len) +
+               " bytes, more than the " + std::to_string(max_header_bytes) + "-byte limit (" +
+               in.name() + ")");
   std::string text(header_len, '\0');
-  in.read_exact(text.data(), header_len, ".npy header");
-  Header h;
+  in.read_exact(text.data(), header_len, ".npy header" + at);
   try {
-    h = parse_header_text(text);
+    a.h = parse_header_text(text);
   } catch (const Error& e) {
     throw_data(std::string(e.what()) + " at byte " + std::to_string(start) + " (" + in.name() + ")");
   }
-  std::int64_t nbytes;
   try {
-    nbytes = checked_nbytes(h.shape, h.dtype);
+    a.nbytes = checked_nbytes(a.h.shape, a.h.dtype);
   } catch (const Error& e) {
-    throw_data(std::string(e.what()) + " (" + in.name() + ")");
+    throw_data(std::string(e.what()) + at + " (" + in.name() + ")");
   }
   const std::int64_t left = in.remaining_hint();
-  if (left >= 0 && nbytes > left)
-    throw_data("truncated input: .npy header claims " + std::to_string(nbytes) +
-               " bytes of data for " + std::string(dtype_name(h.dtype)) + " " + shape_str(h.shape) +
-               " but only " + std::to_string(left) + " remain (" + in.name() + ")");
-  Tensor t = Tensor::uninitialized(h.dtype, h.shape);
-  in.read_exact(t.bytes(), static_cast<std::size_t>(nbytes), ".npy data");
-  if (h.big_endian) byteswap(t.bytes(), t.numel(), t.itemsize());
-  if (h.dtype == DType::b1) {  // anything but 0/1 in a bool is undefined in C++
-    auto* b = reinterpret_cast<unsigned char*>(t.bytes());
-    for (std::int64_t i = 0; i < t.numel(); ++i) b[i] = b[i] != 0;
+  if (left >= 0 && a.nbytes > left)
+    throw_data("truncated input: .npy header" + at + " claims " + std::to_string(a.nbytes) +
+               " bytes of data for " + std::string(dtype_name(a.h.dtype)) + " " +
+               shape_str(a.h.shape) + " but only " + std::to_string(left) + " remain (" +
+               in.name() + ")");
+  return a;
+}
+
+// Brings raw data to nnkit's in-memory form: native byte order, bools 0/1
+// (anything else in a C++ bool is undefined behaviour).
+void normalise(std::byte* p, std::int64_t n, const Header& h) {
+  if (h.big_endian) byteswap(p, n, dtype_size(h.dtype));
+  if (h.dtype == DType::b1) {
+    auto* b = reinterpret_cast<unsigned char*>(p);
+    for (std::int64_t i = 0; i < n; ++i) b[i] = b[i] != 0;
   }
+}
+
+std::string header_bytes(const Header& h);
+
+}  // namespace
+
+Tensor read(Input& in) {
+  const ArrayHeader a = read_array_header(in);
+  const Header& h = a.h;
+  Tensor t = Tensor::uninitialized(h.dtype, h.shape);
+  in.read_exact(t.bytes(), static_cast<std::size_t>(a.nbytes), ".npy data" + a.at);
+  normalise(t.bytes(), t.numel(), h);
   if (h.fortran_order && h.shape.size() > 1) {
     Tensor c = Tensor::uninitialized(h.dtype, h.shape);
     fortran_to_c(t.bytes(), c.bytes(), h.shape, t.itemsize());
@@ -235,16 +264,46 @@ Tensor read(Input& in) {
   return t;
 }
 
+bool copy_next(Input& in, Output& out) {
+  if (in.at_eof()) return false;
+  ArrayHeader a = read_array_header(in);
+  if (a.h.fortran_order && a.h.shape.size() > 1) {  // needs the whole array to reorder
+    Tensor c = Tensor::uninitialized(a.h.dtype, a.h.shape);
+    Tensor t = Tensor::uninitialized(a.h.dtype, a.h.shape);
+    in.read_exact(t.bytes(), static_cast<std::size_t>(a.nbytes), ".npy data" + a.at);
+    normalise(t.bytes(), t.numel(), a.h);
+    fortran_to_c(t.bytes(), c.bytes(), a.h.shape, t.itemsize());
+    write(out, c);
+    return true;
+  }
+  Header written = a.h;
+  written.big_endian = false;
+  written.fortran_order = false;
+  out.write(header_bytes(written));
+  // Chunks of whole elements through one reused buffer: no allocation per
+  // array, memory independent of the array's size.
+  const std::size_t item = dtype_size(a.h.dtype);
+  const std::size_t chunk = (std::size_t{4} << 20) / item * item;
+  static thread_local std::vector<std::byte> buf;
+  buf.resize(chunk);
+  std::int64_t left = a.nbytes;
+  while (left > 0) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(chunk)));
+    in.read_exact(buf.data(), n, ".npy data" + a.at);
+    normalise(buf.data(), static_cast<std::int64_t>(n / item), a.h);
+    out.write(buf.data(), n);
+    left -= static_cast<std::int64_t>(n);
+  }
+  return true;
+}
+
 std::optional<Tensor> read_next(Input& in) {
   if (in.at_eof()) return std::nullopt;
   return read(in);
 }
 
 namespace {
-std::string header_bytes(const Tensor& t) {
-  Header h;
-  h.dtype = t.dtype();
-  h.shape = t.shape();
+std::string header_bytes(const Header& h) {
   const std::string dict = format_header_text(h);
   // Pad with spaces and a newline so the data starts 64-byte aligned, as numpy
   // does; version 2.0 (4-byte length) only when the header outgrows 65535 bytes.
@@ -269,13 +328,22 @@ std::string header_bytes(const Tensor& t) {
 }
 }  // namespace
 
+namespace {
+Header header_of(const Tensor& t) {
+  Header h;
+  h.dtype = t.dtype();
+  h.shape = t.shape();
+  return h;
+}
+}  // namespace
+
 void write(Output& out, const Tensor& t) {
-  out.write(header_bytes(t));
+  out.write(header_bytes(header_of(t)));
   out.write(t.bytes(), t.nbytes());
 }
 
 std::string to_bytes(const Tensor& t) {
-  std::string s = header_bytes(t);
+  std::string s = header_bytes(header_of(t));
   s.append(reinterpret_cast<const char*>(t.bytes()), t.nbytes());
   return s;
 }

@@ -3,8 +3,8 @@
 //
 // Reading takes up to two passes: the first assumes integers and stops at the
 // first token that is not one; then the text is parsed again directly in the
-// float type, so every float is rounded once, from its decimal, like numpy's
-// own parse of a float32 column would be if it did not go through double.
+// float type, so every value is rounded once, straight from its decimal
+// (numpy goes through float64 first and can round twice).
 #include "nnkit/formats/text.hpp"
 
 #include <algorithm>
@@ -362,14 +362,15 @@ char* format_float(char* b, char* e, F v, int precision) {
 char* format_half(char* b, char* e, std::uint16_t h, int precision) {
   const float f = half_to_float(h);
   if (precision >= 0 || std::isnan(f) || std::isinf(f)) return format_float(b, e, f, precision);
-  char* end = b;
+  double back = f;
   for (int p = 1; p <= 5; ++p) {
-    end = std::to_chars(b, e - 2, f, std::chars_format::general, p).ptr;
-    double back = 0;
+    const char* end = std::to_chars(b, e - 2, f, std::chars_format::general, p).ptr;
     std::from_chars(b, end, back);
     if (double_to_half(back) == h) break;
   }
-  return ensure_float_look(b, end);
+  // Those few digits, in the shorter of positional and exponent form
+  // ("65500" rather than "6.55e+04").
+  return ensure_float_look(b, std::to_chars(b, e - 2, back).ptr);
 }
 
 template <class T>

@@ -90,6 +90,14 @@ struct Tool::Impl {
   std::string completion;
 
   void declare(OptionDecl d) { decls.push_back(std::move(d)); }
+  po::options_description common_options;
+  bool common_added = false;
+  // The common options join the tool's own the first time either is needed
+  // (parsing, help, completions), after the tool declared no_output() or not.
+  void ensure_common() {
+    if (!common_added) add_common(common_options);
+    common_added = true;
+  }
   void add_common(po::options_description& common);
 };
 
@@ -264,6 +272,7 @@ std::string first_sentence(const std::string& s) {
 }  // namespace
 
 std::string Tool::help_text() const {
+  impl_->ensure_common();
   const Impl& m = *impl_;
   std::ostringstream o;
   o << "Usage: " << m.name << " " << m.synopsis << "\n" << wrap(m.summary, 0, 0) << "\n";
@@ -293,13 +302,15 @@ std::string Tool::help_text() const {
     o << "\nExamples:\n";
     for (const auto& [cmd, what] : m.examples) o << "  " << cmd << "\n      " << wrap(what, 6, 6) << "\n";
   }
-  o << "\nExit status: 0 success, 64 usage error, 65 bad input data, 66 input missing,\n"
-       "70 internal error, 73 output cannot be created, 74 I/O error.\n";
-  o << "\nSee " << m.name << "(1), nnkit(7) and nnkit-formats(5).\n";
+  o << "\nExit status:\n"
+       "  0 success (also when the reader of stdout went away), 64 usage error,\n"
+       "  65 bad input data, 66 input missing or unreadable, 70 internal error,\n"
+       "  73 output cannot be created, 74 I/O error.\n";
   return o.str();
 }
 
 std::string Tool::completion_script(const std::string& shell) const {
+  impl_->ensure_common();
   const Impl& m = *impl_;
   std::string fn = "_nnkit_" + m.name;
   for (char& c : fn)
@@ -380,13 +391,12 @@ int Tool::run(int argc, char** argv, const std::function<void(Tool&)>& body) {
   };
   try {
     install_signal_handlers();
-    po::options_description common;
-    m.add_common(common);
+    m.ensure_common();
     po::options_description hidden;
     hidden.add_options()("input", po::value<std::vector<std::string>>(&m.inputs), "")(
         "completion", po::value<std::string>(&m.completion), "");
     po::options_description all;
-    all.add(m.options).add(common).add(hidden);
+    all.add(m.options).add(m.common_options).add(hidden);
     po::positional_options_description pos;
     pos.add("input", -1);
     po::store(po::command_line_parser(argc, argv)

@@ -96,7 +96,39 @@ w("text_ragged.txt", b"1 2 3\n4 5\n")
 w("text_word.txt", b"1 2\n3 four\n")
 w("text_comments_only.txt", b"# nothing here\n# at all\n")
 w("text_blank.txt", b"\n\n   \n")
-' "$BAD"
+
+# Committed corrupt fixtures (when present): each must be refused with 65.
+fx = sys.argv[2] if len(sys.argv) > 2 else ""
+cases = []
+def add(path):
+    if os.path.isfile(path):
+        cases.append("%s 65 %s" % (path, os.path.basename(path)))
+if fx and os.path.isdir(fx):
+    man = os.path.join(fx, "npy", "manifest.json")
+    if os.path.isfile(man):
+        for e in json.load(open(man)).get("invalid", []):
+            add(os.path.join(fx, "npy", e["file"]))
+    pd = os.path.join(fx, "png")
+    if os.path.isdir(pd):
+        for f in sorted(os.listdir(pd)):
+            stem = f[:-4]
+            if f.endswith(".png") and not os.path.exists(os.path.join(pd, stem + ".npy")) and \
+                    stem.split("_")[0] in ("bad", "truncated", "missing", "absurd", "bomb"):
+                add(os.path.join(pd, f))
+    td = os.path.join(fx, "text")
+    if os.path.isdir(td):
+        for f in sorted(os.listdir(td)):
+            stem, ext = os.path.splitext(f)
+            if ext in (".txt", ".csv") and not any(g.startswith(stem + ".") and g.endswith(".npy") for g in os.listdir(td)):
+                add(os.path.join(td, f))
+    cd = os.path.join(fx, "containers")
+    if os.path.isdir(cd):
+        for f in sorted(os.listdir(cd)):
+            if (f.startswith("bad_") and f.endswith((".safetensors", ".npz"))) or f in ("truncated.npz", "bomb.npz"):
+                add(os.path.join(cd, f))
+with open(os.path.join(d, "fixture_cases"), "w") as f:
+    f.write("".join(c + "\n" for c in cases))
+' "$BAD" "$NNKIT_FIXTURES"
 }
 
 # The matrix: FILE CODE WORDS... (WORDS all must appear in the message).
@@ -149,15 +181,8 @@ text_word.txt 65 text_word.txt
 text_comments_only.txt 65 text_comments_only.txt
 text_blank.txt 65 text_blank.txt
 EOF
-  # Committed corrupt containers, when the fixtures are there.
-  local f
-  if [ -n "$NNKIT_FIXTURES" ]; then
-    for f in "$NNKIT_FIXTURES"/containers/bad_*.safetensors "$NNKIT_FIXTURES"/containers/bad_*.npz \
-             "$NNKIT_FIXTURES"/containers/truncated.npz "$NNKIT_FIXTURES"/npy/bad_*.npy \
-             "$NNKIT_FIXTURES"/png/bad_*.png "$NNKIT_FIXTURES"/text/bad_*; do
-      [ -f "$f" ] && printf '%s 65 %s\n' "$f" "$(basename "$f")"
-    done
-  fi
+  # Committed corrupt fixtures, when they are there.
+  cat "$BAD/fixture_cases"
 }
 
 # Inputs read from a pipe (no size known): FILE CODE WORDS...
@@ -186,58 +211,55 @@ bad_input_matrix() {
   local name=$1 outname=$2
   shift 2
   make_bad_inputs
-  local tb file code words path out w t0 t1 line
-  tb=$(bin "$name")
+  local tb file code words path out w t0 t1 ms
+  tb=$NNKIT_BIN/$name
   out=$(freshdir badout)
   while read -r file code words; do
     case $file in /*) path=$file ;; *) path=$BAD/$file ;; esac
-    t0=$(date +%s%N)
+    t0=${EPOCHREALTIME/./}
     run "$tb" "$@" "$path" -o "$out/$outname"
-    t1=$(date +%s%N)
-    expect_error "$code" "" "$name ${*} $file" "$name"
-    for w in $words; do
-      grep -qiF -- "$w" "$T/err" && pass || fail "$name $file: message does not mention '$w': $(head -c 300 "$T/err")"
-    done
-    expect_empty_dir "$out" "$name $file"
+    t1=${EPOCHREALTIME/./}
+    expect_error "$code" "$words" "$name ${*:+$* }$file" "$name"
+    expect_empty_dir "$out" "$name ${*:+$* }$file"
     # Refused before reading or allocating anything large: quickly.
-    [ $(((t1 - t0) / 1000000)) -lt 3000 ] && pass || fail "$name $file: took $(((t1 - t0) / 1000000)) ms"
-    rm -rf "${out:?}"/* "$out"/.[!.]* 2>/dev/null
+    ms=$(((t1 - t0) / 1000))
+    [ "$ms" -lt 2000 ] && pass || fail "$name $file: took $ms ms"
+    _empty_dir_now "$out"
   done < <(_bad_cases)
-  # The same from a pipe (stdin is not a regular file), as `-` and as no input.
+  # The same from a pipe (stdin is not a regular file, its size is unknown).
   while read -r file code words; do
-    LAST_CMD="cat $file | $name $* - -o $out/$outname"
+    LAST_CMD="cat $file | $name ${*:+$* }- -o $out/$outname"
     cat "$BAD/$file" | timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" - -o "$out/$outname" >"$T/out" 2>"$T/err"
-    RC=$?
-    expect_error "$code" "" "$LAST_CMD" "$name"
-    for w in $words; do
-      grep -qiF -- "$w" "$T/err" && pass || fail "$LAST_CMD: message does not mention '$w': $(head -c 300 "$T/err")"
-    done
+    RC=${PIPESTATUS[1]}
+    expect_error "$code" "$words" "$LAST_CMD" "$name"
     expect_empty_dir "$out" "$LAST_CMD"
-    rm -rf "${out:?}"/* "$out"/.[!.]* 2>/dev/null
+    _empty_dir_now "$out"
   done < <(_bad_pipe_cases)
   # Redirected from a file (stdin is a regular file).
-  LAST_CMD="$name $* < trunc_data_half.npy"
-  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" -o "$out/$outname" <"$BAD/trunc_data_half.npy" >"$T/out" 2>"$T/err"
+  LAST_CMD="$name ${*:+$* }- < trunc_data_half.npy"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" - -o "$out/$outname" <"$BAD/trunc_data_half.npy" >"$T/out" 2>"$T/err"
   RC=$?
-  expect_error 65 "truncat" "$LAST_CMD" "$name"
+  expect_error 65 "truncat stdin" "$LAST_CMD" "$name"
   expect_empty_dir "$out" "$LAST_CMD"
-  # A closed stdin is no input, not a crash.
-  LAST_CMD="$name $* <&-"
-  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" -o "$out/$outname" <&- >"$T/out" 2>"$T/err"
+  _empty_dir_now "$out"
+  # A closed stdin is an input that cannot be read: an error, not a crash.
+  LAST_CMD="$name ${*:+$* }- <&-"
+  timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" - -o "$out/$outname" <&- >"$T/out" 2>"$T/err"
   RC=$?
   expect_no_signal "$LAST_CMD"
-  [ "$RC" -eq 65 ] || [ "$RC" -eq 66 ] || [ "$RC" -eq 74 ] && pass || fail "$LAST_CMD: want exit 65, 66 or 74, got $RC"
+  { [ "$RC" -eq 66 ] || [ "$RC" -eq 74 ]; } && pass || fail "$LAST_CMD: want exit 66 or 74, got $RC"
   expect_empty_dir "$out" "$LAST_CMD"
+  _empty_dir_now "$out"
 }
 
-# bad_option NAME CODE WORD ARGS...: a usage error with no output left behind.
+# bad_option NAME CODE WORDS ARGS...: a usage error with no output left behind.
 bad_option() {
-  local name=$1 code=$2 word=$3
+  local name=$1 code=$2 words=$3
   shift 3
   local out
   out=$(freshdir optout)
-  run "$(bin "$name")" "$@" -o "$out/out.npy"
-  expect_error "$code" "$word" "$name $*" "$name"
+  run "$NNKIT_BIN/$name" "$@" -o "$out/out.npy"
+  expect_error "$code" "$words" "$name $*" "$name"
   expect_empty_dir "$out" "$name $*"
 }
 
@@ -246,51 +268,50 @@ bad_option() {
 bad_output_matrix() {
   local name=$1 good=$2 big=$3
   shift 3
-  local tb out
-  tb=$(bin "$name")
+  local tb out st
+  tb=$NNKIT_BIN/$name
   out=$(freshdir outdir)
   run "$tb" "$@" "$good" -o /nonexistent/dir/out.npy
-  expect_error 73 "/nonexistent/dir/out.npy" "$name -o /nonexistent/dir/out.npy"
+  expect_error 73 "/nonexistent/dir/out.npy" "$name -o /nonexistent/dir/out.npy" "$name"
   run "$tb" "$@" "$good" -o "$out"
-  expect_error 73 "$out" "$name -o DIRECTORY"
+  expect_error 73 "$out" "$name -o DIRECTORY" "$name"
   expect_empty_dir "$out" "$name -o DIRECTORY"
   run "$tb" "$@" "$good" -o "$out/"
-  expect_error 73 "" "$name -o DIRECTORY/"
+  expect_error 73 "" "$name -o DIRECTORY/" "$name"
   expect_empty_dir "$out" "$name -o DIRECTORY/"
-  mkdir -p "$out/ro"
-  chmod 555 "$out/ro"
   if [ "$(id -u)" -ne 0 ]; then  # root writes anywhere
+    mkdir -p "$out/ro"
+    chmod 555 "$out/ro"
     run "$tb" "$@" "$good" -o "$out/ro/out.npy"
-    expect_error 73 "out.npy" "$name -o READONLY/out.npy"
+    expect_error 73 "out.npy" "$name -o READONLY/out.npy" "$name"
     expect_empty_dir "$out/ro" "$name -o READONLY/out.npy"
+    chmod 755 "$out/ro"
+    rmdir "$out/ro"
   fi
-  chmod 755 "$out/ro"
-  rmdir "$out/ro"
   run "$tb" "$@" "$good" -o /dev/full
-  expect_error 74 "" "$name -o /dev/full"
+  expect_error 74 "" "$name -o /dev/full" "$name"
   LAST_CMD="$name $* $good > /dev/full"
   timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$good" >/dev/full 2>"$T/err"
   RC=$?
-  expect_error 74 "" "$LAST_CMD"
-  LAST_CMD="$name $* $big > /dev/full"
+  expect_error 74 "" "$LAST_CMD" "$name"
+  LAST_CMD="$name $* BIG > /dev/full"
   timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$big" >/dev/full 2>"$T/err"
   RC=$?
-  expect_error 74 "" "$LAST_CMD"
+  expect_error 74 "" "$LAST_CMD" "$name"
   LAST_CMD="$name $* $good >&-"
   timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$good" >&- 2>"$T/err"
   RC=$?
-  expect_error 74 "" "$LAST_CMD"
+  expect_error 74 "" "$LAST_CMD" "$name"
   # The reader of the pipe goes away: quiet, and not killed by SIGPIPE.
-  LAST_CMD="$name $* $big | head -c 10"
-  local st
+  LAST_CMD="$name $* BIG | head -c 10"
   timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$big" 2>"$T/err" | head -c 10 >/dev/null
   st=("${PIPESTATUS[@]}")
   RC=${st[0]}
   expect_no_signal "$LAST_CMD"
   expect_rc 0 "$LAST_CMD"
   expect_stderr_empty "$LAST_CMD"
-  # Same, with SIGPIPE already ignored by the parent (as some shells do).
-  LAST_CMD="(trap '' PIPE; $name $* $big) | head -c 10"
+  # Same, with SIGPIPE ignored by the parent (as some shells and CI runners do).
+  LAST_CMD="(trap '' PIPE; $name $* BIG) | head -c 10"
   (trap '' PIPE; timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" "$big" 2>"$T/err") | head -c 10 >/dev/null
   st=("${PIPESTATUS[@]}")
   RC=${st[0]}
@@ -300,7 +321,7 @@ bad_output_matrix() {
   # An existing file is replaced only on success: a failure keeps the old one.
   printf 'old\n' >"$out/keep.npy"
   run "$tb" "$@" "$BAD/trunc_data_half.npy" -o "$out/keep.npy"
-  expect_error 65 "" "$name BAD -o EXISTING"
+  expect_error 65 "" "$name BAD -o EXISTING" "$name"
   [ "$(cat "$out/keep.npy")" = "old" ] && pass || fail "$name BAD -o EXISTING: the existing file was changed"
   [ "$(ls -A "$out")" = "keep.npy" ] && pass || fail "$name BAD -o EXISTING: files left: $(ls -A "$out")"
   rm -f "$out/keep.npy"

@@ -15,21 +15,29 @@
 #   bin NAME      the path of a built tool
 #   run CMD...    runs CMD (with a time limit), stdout to $T/out, stderr to
 #                 $T/err, exit status in $RC; stdin as given to `run`
+#   run_sh TEXT   the same for a shell text (pipes)
 #   expect_ok DESC              exit 0, nothing on stderr
-#   expect_rc CODE DESC         exit CODE (and no crash signal)
-#   expect_error CODE WORD DESC exit CODE, stderr exactly one line
-#                               "TOOL: error: ..." that contains WORD
-#                               (case-insensitive), no crash signal
-#   expect_no_signal DESC       exit status below 128
+#   expect_rc CODE DESC         exit CODE
+#   expect_error CODE WORDS DESC [NAME]
+#                               exit CODE, stderr exactly one line
+#                               "NAME: error: ..." that contains every word of
+#                               WORDS (case-insensitive), no crash signal
+#   expect_no_signal DESC       exit status below 128 (and no time-out)
 #   expect_empty_dir DIR DESC   DIR holds no file at all, hidden ones included
-#   expect_stdout_eq TEXT DESC  stdout is exactly TEXT (plus a final newline)
+#   expect_stdout_eq TEXT DESC  stdout is exactly TEXT (less final newlines)
 #   expect_stdout_has TEXT DESC stdout contains TEXT
-#   pycheck DESC CODE [ARGS...] runs CODE with $PY (argv[1:] = ARGS); passes
-#                               when it exits 0, prints its output otherwise
+#   pycheck DESC CODE [ARGS...] queues a numpy check (numpy as np, json, sys
+#                               imported; sys.argv[1:] = ARGS; an argument that
+#                               is a file under $T, but not under $T/in or
+#                               $T/bad (inputs), is snapshotted now); it
+#                               passes when it raises nothing. All queued
+#                               checks run in one Python at pyflush/finish.
+#   py CODE [ARGS...]           runs CODE now (making inputs); fatal if it fails
 #   freshdir NAME               makes (or empties) $T/NAME and prints its path
-#   finish                      prints the count and exits 0 or 1
+#   finish                      runs queued checks, prints the count, exits
 set -u
 export LC_ALL=C
+shopt -s extglob
 
 : "${NNKIT_BIN:?NNKIT_BIN must name the folder of the built tools}"
 NNKIT_FIXTURES=${NNKIT_FIXTURES:-}
@@ -42,6 +50,7 @@ _nnkit_cleanup() {
   # Stop anything a test left running in the background, then remove files.
   local p
   for p in $(jobs -p); do kill "$p" 2>/dev/null; done
+  chmod -R u+w "$T" 2>/dev/null
   rm -rf "$T"
 }
 trap _nnkit_cleanup EXIT
@@ -52,8 +61,10 @@ CHECKS=0
 FAILS=0
 RC=0
 LAST_CMD=""
+ERRTXT=""
 # Time limit for one command run by `run` (seconds).
 RUN_TIMEOUT=${RUN_TIMEOUT:-15}
+_T0=$EPOCHREALTIME
 
 # A Python with numpy: the first python3 on PATH may lack it.
 PY=""
@@ -64,19 +75,17 @@ for _p in /usr/bin/python3 python3; do
   fi
 done
 if [ -z "$PY" ]; then
-  echo "SKIP: no python3 with numpy found (tried /usr/bin/python3, python3)" >&2
-  exit 77
+  echo "FATAL: no python3 with numpy found (tried /usr/bin/python3, python3)" >&2
+  exit 1
 fi
 
 bin() { printf '%s/%s' "$NNKIT_BIN" "$1"; }
 
 for _t in tensor-info tensor-convert tensor-cat tensor-split; do
-  [ -x "$(bin "$_t")" ] || { echo "FATAL: $(bin "$_t") is not built" >&2; exit 1; }
+  [ -x "$NNKIT_BIN/$_t" ] || { echo "FATAL: $NNKIT_BIN/$_t is not built" >&2; exit 1; }
 done
 
-pass() {
-  CHECKS=$((CHECKS + 1))
-}
+pass() { CHECKS=$((CHECKS + 1)); }
 
 fail() {
   CHECKS=$((CHECKS + 1))
@@ -84,14 +93,16 @@ fail() {
   printf 'FAIL: %s\n' "$*" >&2
   if [ -n "$LAST_CMD" ]; then
     printf '      command: %s\n' "$LAST_CMD" >&2
-    printf '      exit %s; stderr: %s\n' "$RC" "$(head -c 600 "$T/err" 2>/dev/null | tr '\n' '|')" >&2
+    _read_err
+    printf '      exit %s; stderr: %s\n' "$RC" "${ERRTXT:0:600}" >&2
   fi
 }
 
-check() {  # check DESC CMD...: passes when CMD succeeds
-  local desc=$1
-  shift
-  if "$@"; then pass; else fail "$desc"; fi
+# The stderr of the last run, in ERRTXT (no fork).
+_read_err() {
+  ERRTXT=""
+  [ -f "$T/err" ] && IFS= read -r -d '' ERRTXT <"$T/err"
+  return 0
 }
 
 # run CMD...: stdout -> $T/out, stderr -> $T/err, status -> $RC.
@@ -102,16 +113,13 @@ run() {
   return 0
 }
 
-# run_sh 'SHELL TEXT': like run, for pipes; the status is that of the whole text
-# (use `set -o pipefail` inside, or PIPESTATUS, as the test needs).
+# run_sh 'SHELL TEXT': like run, for pipes; the status is that of the text.
 run_sh() {
   LAST_CMD="$1"
   timeout -k 2 "$RUN_TIMEOUT" bash -c "$1" >"$T/out" 2>"$T/err"
   RC=$?
   return 0
 }
-
-_stderr_lines() { awk 'END { print NR }' "$T/err"; }
 
 expect_no_signal() {
   if [ "$RC" -lt 128 ] && [ "$RC" -ne 124 ]; then pass; else fail "$1: killed by a signal or timed out (exit $RC)"; fi
@@ -126,65 +134,136 @@ expect_rc() {
   if [ "$RC" -eq "$want" ]; then pass; else fail "$desc: want exit $want, got $RC"; fi
 }
 
-# expect_error CODE WORD DESC [TOOLNAME]
+# expect_error CODE WORDS DESC [TOOLNAME]
 expect_error() {
-  local want=$1 word=$2 desc=$3 name=${4:-$TOOL}
-  local ok=1 why=""
-  if [ "$RC" -ge 128 ] || [ "$RC" -eq 124 ]; then ok=0; why="killed by a signal or timed out (exit $RC)";
-  elif [ "$RC" -ne "$want" ]; then ok=0; why="want exit $want, got $RC"; fi
-  if [ $ok -eq 1 ]; then
-    local n
-    n=$(_stderr_lines)
-    if [ "$n" -ne 1 ]; then ok=0; why="stderr has $n lines, want exactly 1";
-    elif [ "$(tail -c 1 "$T/err" | od -An -c | tr -d ' ')" != '\n' ]; then ok=0; why="stderr line does not end in a newline";
-    elif ! head -n 1 "$T/err" | grep -q "^$name: error: "; then ok=0; why="stderr does not start with '$name: error: '";
-    elif [ -n "$word" ] && ! grep -qiF -- "$word" "$T/err"; then ok=0; why="stderr does not mention '$word'"; fi
+  local want=$1 words=$2 desc=$3 name=${4:-$TOOL}
+  local why="" w
+  _read_err
+  if [ "$RC" -ge 128 ] || [ "$RC" -eq 124 ]; then why="killed by a signal or timed out (exit $RC)"
+  elif [ "$RC" -ne "$want" ]; then why="want exit $want, got $RC"
+  elif [ -z "$ERRTXT" ]; then why="nothing on stderr, want one line '$name: error: ...'"
+  elif [[ $ERRTXT != *$'\n' ]]; then why="stderr does not end in a newline"
+  elif [[ ${ERRTXT%$'\n'} == *$'\n'* ]]; then why="stderr has more than one line"
+  elif [[ $ERRTXT != "$name: error: "* ]]; then why="stderr does not start with '$name: error: '"
+  else
+    shopt -s nocasematch
+    for w in $words; do
+      [[ $ERRTXT == *"$w"* ]] || { why="the message does not mention '$w'"; break; }
+    done
+    shopt -u nocasematch
   fi
-  if [ $ok -eq 1 ]; then pass; else fail "$desc: $why"; fi
-}
-
-expect_empty_dir() {
-  local dir=$1 desc=$2
-  local left
-  left=$(ls -A "$dir" 2>/dev/null)
-  if [ -z "$left" ]; then pass; else fail "$desc: files left in the output folder: $(echo $left)"; fi
-}
-
-expect_stdout_eq() {
-  local want=$1 desc=$2
-  if [ "$(cat "$T/out")" = "$want" ]; then pass; else
-    fail "$desc: stdout differs"
-    printf '      want: %s\n      got:  %s\n' "$(printf '%s' "$want" | head -c 400 | tr '\n' '|')" \
-      "$(head -c 400 "$T/out" | tr '\n' '|')" >&2
-  fi
-}
-
-expect_stdout_has() {
-  local want=$1 desc=$2
-  if grep -qF -- "$want" "$T/out"; then pass; else fail "$desc: stdout lacks '$want'"; fi
+  if [ -z "$why" ]; then pass; else fail "$desc: $why"; fi
 }
 
 expect_stderr_empty() {
   if [ ! -s "$T/err" ]; then pass; else fail "$1: stderr not empty"; fi
 }
 
-# pycheck DESC CODE [ARGS...]: numpy imported as np, sys imported.
-pycheck() {
-  local desc=$1 code=$2
-  shift 2
-  local out
-  if out=$("$PY" -c "import sys, json, numpy as np
-$code" "$@" 2>&1); then pass; else
-    fail "$desc"
-    printf '      python: %s\n' "$(printf '%s' "$out" | tail -n 5 | tr '\n' '|')" >&2
+expect_empty_dir() {
+  local dir=$1 desc=$2 left
+  left=$(shopt -s nullglob dotglob; f=("$dir"/*); echo "${f[*]##*/}")
+  if [ -z "$left" ]; then pass; else fail "$desc: files left in the output folder: $left"; fi
+}
+
+_empty_dir_now() {  # empties a folder, hidden files included
+  local f
+  for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    rm -rf "$f"
+  done
+}
+
+expect_stdout_eq() {
+  local want=$1 desc=$2 got=""
+  IFS= read -r -d '' got <"$T/out"
+  while [[ $got == *$'\n' ]]; do got=${got%$'\n'}; done
+  while [[ $want == *$'\n' ]]; do want=${want%$'\n'}; done
+  if [ "$got" = "$want" ]; then pass; else
+    fail "$desc: stdout differs"
+    printf '      want: %s\n      got:  %s\n' "${want:0:400}" "${got:0:400}" >&2
   fi
 }
 
-# py CODE [ARGS...]: runs CODE, aborting the script if it fails (input making).
+expect_stdout_has() {
+  local want=$1 desc=$2 got=""
+  IFS= read -r -d '' got <"$T/out"
+  if [[ $got == *"$want"* ]]; then pass; else fail "$desc: stdout lacks '$want'"; fi
+}
+
+expect_file_eq() {  # expect_file_eq A B DESC: byte-identical files
+  if cmp -s "$1" "$2"; then pass; else fail "$3: $1 and $2 differ"; fi
+}
+
+# ------------------------------------------------------------ numpy checks
+PYQ=$T/.pyq
+mkdir -p "$PYQ"
+PYN=0
+PYPRELUDE=""
+
+pycheck() {
+  local desc=$1 code=$2
+  shift 2
+  local a args=() i=0
+  PYN=$((PYN + 1))
+  for a in "$@"; do
+    i=$((i + 1))
+    # Files of this test may change before the check runs: snapshot them.
+    if [[ $a == "$T/"* ]] && [[ $a != "$T/in/"* ]] && [[ $a != "$T/bad/"* ]] && [ -f "$a" ] && [ "$(stat -c %s "$a")" -lt 8000000 ]; then
+      cp "$a" "$PYQ/$PYN.arg$i"
+      a=$PYQ/$PYN.arg$i
+    fi
+    args+=("$a")
+  done
+  printf '%s' "$desc" >"$PYQ/$PYN.desc"
+  printf '%s' "$LAST_CMD" >"$PYQ/$PYN.cmd"
+  printf '%s\n%s' "$PYPRELUDE" "$code" >"$PYQ/$PYN.py"
+  printf '%s\0' "${args[@]}" >"$PYQ/$PYN.args"
+}
+
+pyflush() {
+  [ "$PYN" -eq 0 ] && return 0
+  local line
+  while IFS= read -r line; do
+    case $line in
+      P) pass ;;
+      F*) CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); printf 'FAIL: %s\n' "${line#F }" >&2 ;;
+      *) printf '%s\n' "$line" >&2 ;;
+    esac
+  done < <("$PY" - "$PYQ" "$PYN" <<'EOF'
+import sys, os, json, traceback, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+np.seterr(all="ignore")
+q, n = sys.argv[1], int(sys.argv[2])
+for i in range(1, n + 1):
+    p = os.path.join(q, str(i))
+    desc = open(p + ".desc").read()
+    cmd = open(p + ".cmd").read()
+    code = open(p + ".py").read()
+    raw = open(p + ".args", "rb").read()
+    args = [a.decode() for a in raw.split(b"\0")[:-1]] if raw else []
+    sys.argv = ["check"] + args
+    g = {"np": np, "json": json, "sys": sys, "os": os, "__name__": "__main__"}
+    try:
+        exec(compile(code, desc, "exec"), g)
+        print("P")
+    except SystemExit as e:
+        print("P" if not e.code else "F %s: exit %s" % (desc, e.code))
+    except BaseException as e:
+        tb = traceback.format_exception_only(type(e), e)[-1].strip()
+        print("F %s\n      command: %s\n      python: %s" % (desc, cmd, tb[:800]))
+    sys.stdout.flush()
+EOF
+)
+  _empty_dir_now "$PYQ"
+  PYN=0
+}
+
+# py CODE [ARGS...]: runs CODE now, aborting the script if it fails.
 py() {
   local code=$1
   shift
-  "$PY" -c "import sys, json, numpy as np
+  "$PY" -c "import sys, os, json, numpy as np
 $code" "$@" || { echo "FATAL: making inputs failed" >&2; exit 1; }
 }
 
@@ -194,47 +273,58 @@ freshdir() {
   printf '%s' "$T/$1"
 }
 
-# expect_help_version NAME: --help and --version on stdout, exit 0.
+# expect_help_version NAME [OPTION...]: --help and --version on stdout, exit 0,
+# and every option of --help is one the calling test says it covers.
 expect_help_version() {
-  local name=$1 tb
-  tb=$(bin "$name")
+  local name=$1 tb got opt
+  shift
+  tb=$NNKIT_BIN/$name
   run "$tb" --help
   expect_ok "$name --help"
   expect_stdout_has "Usage: $name" "$name --help synopsis"
   expect_stdout_has "Examples:" "$name --help examples"
-  expect_stdout_has "--output" "$name --help lists -o"
+  expect_stdout_has "Exit status:" "$name --help exit codes"
+  IFS= read -r -d '' got <"$T/out"
+  if [ "$#" -gt 0 ]; then
+    local covered=" $* " listed
+    listed=$(grep -oE '^ {2,6}(-[a-zA-Z], )?--[a-z0-9-]+' "$T/out" | grep -oE -- '--[a-z0-9-]+')
+    for opt in $listed; do
+      case $covered in *" $opt "*) pass ;; *) fail "$name --help lists $opt, which this test does not cover" ;; esac
+    done
+    for opt in "$@"; do
+      case " $(echo $listed) " in *" $opt "*) pass ;; *) fail "$name --help does not list $opt" ;; esac
+    done
+  fi
   run "$tb" -h
   expect_ok "$name -h"
+  expect_file_eq "$T/out" <(printf '%s' "$got") "$name -h is --help"
   run "$tb" --version
   expect_ok "$name --version"
-  if grep -qE "^$name \(nnkit\) [0-9]+\.[0-9]+\.[0-9]+$" "$T/out" && [ "$(wc -l <"$T/out")" -eq 1 ]; then
-    pass
-  else
-    fail "$name --version: want one line '$name (nnkit) X.Y.Z', got '$(head -c 200 "$T/out")'"
+  IFS= read -r -d '' got <"$T/out"
+  if [[ $got =~ ^$name\ \(nnkit\)\ [0-9]+\.[0-9]+\.[0-9]+$'\n'$ ]]; then pass; else
+    fail "$name --version: want one line '$name (nnkit) X.Y.Z', got '${got:0:200}'"
   fi
-  # --help wins over a bad input, and is not an error.
+  # --help and --version win over inputs and other options, and are not errors.
   run "$tb" --help /nonexistent/x.npy
-  expect_ok "$name --help with an input"
-  # Help to a full device is an I/O error, not a silent success.
-  run "$tb" --help
-  LAST_CMD="$tb --help >/dev/full"
+  expect_ok "$name --help with a missing input"
+  run "$tb" /nonexistent/x.npy --version
+  expect_ok "$name --version with a missing input"
+  # Help to a full device is an I/O error (74) with its one line, not a success.
+  LAST_CMD="$name --help >/dev/full"
   "$tb" --help >/dev/full 2>"$T/err"
   RC=$?
-  expect_error 74 "" "$name --help >/dev/full" "$name"
-  # Every option of the help is shown with its default when it has a value.
-  run "$tb" --help
-  local opt
-  for opt in $(grep -oE '^  (-[a-zA-Z], )?--[a-z0-9-]+' "$T/out" | grep -oE -- '--[a-z0-9-]+'); do
-    HELP_OPTIONS="${HELP_OPTIONS:-} $opt"
-  done
+  expect_error 74 "" "$LAST_CMD" "$name"
 }
 
 finish() {
+  pyflush
   LAST_CMD=""
+  local secs
+  secs=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $_T0 }")
   if [ "$FAILS" -eq 0 ]; then
-    printf '%s: all %d checks passed\n' "${TOOL:-$(basename "$0" .sh)}" "$CHECKS"
+    printf '%s: all %d checks passed (%s s)\n' "${TOOL:-$(basename "$0" .sh)}" "$CHECKS" "$secs"
     exit 0
   fi
-  printf '%s: %d of %d checks failed\n' "${TOOL:-$(basename "$0" .sh)}" "$FAILS" "$CHECKS" >&2
+  printf '%s: %d of %d checks failed (%s s)\n' "${TOOL:-$(basename "$0" .sh)}" "$FAILS" "$CHECKS" "$secs" >&2
   exit 1
 }

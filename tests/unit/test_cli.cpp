@@ -5,6 +5,7 @@
 
 #include "nnkit/cli.hpp"
 #include "nnkit/error.hpp"
+#include "nnkit/io.hpp"
 
 using namespace nnkit;
 

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "nnkit/cli.hpp"
+#include "nnkit/formats/npy.hpp"
 #include "nnkit/formats/tensor_io.hpp"
 
 using namespace nnkit;
@@ -59,6 +60,17 @@ int main(int argc, char** argv) {
     if (!dtype.empty() && !(target = parse_dtype(dtype)))
       throw_usage("unknown dtype '" + dtype + "'");
     Input in = Input::open(t.input_paths().front());
+    const bool unchanged = !target && reshape.empty() && keys.empty() && names.empty();
+    if (unchanged && detect_format(in) == Format::npy) {
+      Output out = Output::open(t.output_path());
+      if (output_format(t.to_format(), t.output_path(), out.is_terminal()) == Format::npy) {
+        // npy to npy: stream array by array in bounded memory.
+        while (npy::copy_next(in, out)) {
+        }
+        out.commit();
+        return;
+      }
+    }
     std::vector<NamedTensor> tensors = read_tensors(in);
     for (std::size_t i = 0; i < tensors.size(); ++i)
       if (tensors[i].name.empty()) tensors[i].name = std::to_string(i);

@@ -33,6 +33,10 @@ Tensor read(Input& in);
 // Reads the next array of a stream; nullopt at a clean end of input.
 std::optional<Tensor> read_next(Input& in);
 void write(Output& out, const Tensor& t);
+// Copies the next array of a stream to out as nnkit writes it (little-endian,
+// C order, version 1.0), in bounded memory; false at a clean end of input.
+// The fast path of tensor-convert when nothing else changes.
+bool copy_next(Input& in, Output& out);
 // The complete .npy bytes of t (header + data), for tests and containers.
 std::string to_bytes(const Tensor& t);
 

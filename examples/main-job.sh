@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main job: a real pipeline of nnkit tools over the shipped example data.
+# It grows as tools land; today it runs the tensor utilities: text in, shard,
+# per-shard work, merge, check, and a summary.
+#   NNKIT_BIN  folder of the built tools (default: build/bin)
+#   OUT        where results go (default: out/main-job)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin=${NNKIT_BIN:-$root/build/bin}
+out=${OUT:-$root/out/main-job}
+export PATH="$bin:$PATH"
+mkdir -p "$out"
+
+# 1. Text to a float32 tensor.
+tensor-convert "$here/data/points.csv" --dtype float32 -o "$out/points.npy"
+
+# 2. Shard the rows three ways, as a job array would.
+tensor-split --parts 3 --prefix "$out/shard_" "$out/points.npy"
+
+# 3. Per-shard work: here a round trip through float16 and back, the kind of
+#    step a later tool replaces (vq-encode, iou, ...). Each shard is one process.
+for k in 0 1 2; do
+  tensor-convert --dtype float16 "$out/shard_$k.npy" | tensor-convert --dtype float32 -o "$out/done_$k.npy"
+done
+
+# 4. Merge the shards in order and compare with the unsharded computation.
+cat "$out"/done_{0,1,2}.npy | tensor-cat -o "$out/merged.npy"
+tensor-convert --dtype float16 "$out/points.npy" | tensor-convert --dtype float32 -o "$out/unsharded.npy"
+if ! cmp -s "$out/merged.npy" "$out/unsharded.npy"; then
+  echo "main-job: sharded and unsharded results differ" >&2
+  exit 1
+fi
+
+# 5. Summaries: a table on stdout, JSON and CSV beside the results.
+tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy
+tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
+tensor-convert "$out/merged.npy" -o "$out/merged.csv"
+echo "main-job: sharded result equals the unsharded one; results in $out"

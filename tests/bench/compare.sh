@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Peer comparison: each nnkit tool against the numpy code a user would write
+# instead, on the same machine in the same run, plus the two foundation
+# targets: an npy stream through a pipe (>= 1 GB/s for 1 GiB of float32) and
+# `tool --version` start-up (< 5 ms median).
+# Usage: bash tests/bench/compare.sh [BUILD_DIR] [SIZE_MIB]   (default build, 1024)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build}
+mib=${2:-1024}
+bin=$build/bin
+py=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+now() { date +%s.%N; }
+# best of 3 wall-clock seconds of a shell command
+best() {
+  local b=""
+  for _ in 1 2 3; do
+    local s e
+    s=$(now); bash -c "$1" >/dev/null; e=$(now)
+    b=$(echo "$s $e ${b:-1e9}" | awk '{d=$2-$1; print (d<$3)?d:$3}')
+  done
+  echo "$b"
+}
+row() { printf '%-16s %-34s %10.3f s %10.3f s %8.1fx\n' "$1" "$2" "$3" "$4" "$(echo "$4 $3" | awk '{print $1/$2}')"; }
+
+n=$((mib * 1024 * 1024 / 4))
+"$py" -c "import numpy as np; np.save('$work/big.npy', np.random.default_rng(0).standard_normal($n, dtype=np.float32))"
+rows=$((n / 64))
+"$py" -c "import numpy as np; np.save('$work/mat.npy', np.random.default_rng(1).standard_normal(($rows, 64), dtype=np.float32))"
+"$py" -c "import numpy as np; np.savetxt('$work/small.csv', np.random.default_rng(2).standard_normal((20000, 16)), delimiter=',')"
+
+echo "nnkit vs numpy on $(nproc) cores, ${mib} MiB of float32 (best of 3)"
+printf '%-16s %-34s %12s %12s %9s\n' tool case nnkit numpy speedup
+
+t_ours=$(best "cat $work/big.npy | $bin/tensor-convert | cat > /dev/null")
+t_peer=$(best "$py -c \"import sys, numpy as np; np.save(sys.stdout.buffer, np.load('$work/big.npy'))\" > /dev/null")
+row tensor-convert "npy through a pipe" "$t_ours" "$t_peer"
+gbps=$(echo "$mib $t_ours" | awk '{printf "%.2f", $1*1048576/$2/1e9}')
+
+t_ours=$(best "cat $work/big.npy | $bin/tensor-convert --dtype float16 > /dev/null")
+t_peer=$(best "$py -c \"import sys, numpy as np; np.save(sys.stdout.buffer, np.load('$work/big.npy').astype(np.float16))\" > /dev/null")
+row tensor-convert "cast float32 -> float16" "$t_ours" "$t_peer"
+
+t_ours=$(best "$bin/tensor-convert $work/small.csv --to npy > /dev/null")
+t_peer=$(best "$py -c \"import sys, numpy as np; np.save(sys.stdout.buffer, np.loadtxt('$work/small.csv', delimiter=',', dtype=np.float32))\" > /dev/null")
+row tensor-convert "csv 20000x16 -> npy" "$t_ours" "$t_peer"
+
+t_ours=$(best "$bin/tensor-info $work/big.npy")
+t_peer=$(best "$py -c \"import numpy as np; a=np.load('$work/big.npy'); f=a[np.isfinite(a)]; print(f.min(), f.max(), f.mean(dtype=np.float64), f.std(dtype=np.float64), np.isnan(a).sum(), np.isinf(a).sum())\"")
+row tensor-info "stats of the array" "$t_ours" "$t_peer"
+
+t_ours=$(best "$bin/tensor-split --part 1/4 --axis 1 $work/mat.npy > /dev/null")
+t_peer=$(best "$py -c \"import sys, numpy as np; np.save(sys.stdout.buffer, np.array_split(np.load('$work/mat.npy'), 4, axis=1)[1])\" > /dev/null")
+row tensor-split "part 1/4 of the columns" "$t_ours" "$t_peer"
+
+t_ours=$(best "$bin/tensor-cat --axis 1 $work/mat.npy $work/mat.npy > /dev/null")
+t_peer=$(best "$py -c \"import sys, numpy as np; a=np.load('$work/mat.npy'); np.save(sys.stdout.buffer, np.concatenate([a, a], axis=1))\" > /dev/null")
+row tensor-cat "two arrays along axis 1" "$t_ours" "$t_peer"
+
+# Start-up: median of 101 runs of --version.
+startup() {
+  local ts=()
+  for _ in $(seq 101); do s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); ts+=($(( (e - s) / 1000 ))); done
+  printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.2f", a[int((NR+1)/2)]/1000}'
+}
+echo
+for t in tensor-info tensor-convert tensor-cat tensor-split; do
+  echo "start-up $t --version: median $(startup "$bin/$t" --version) ms (target < 5 ms)"
+done
+echo "start-up of python3 -c 'import numpy': median $(startup "$py" -c 'import numpy') ms"
+echo "npy pipe throughput: $gbps GB/s (target >= 1 GB/s)"
+echo
+echo "Micro-benchmarks (Google Benchmark):"
+"$build/nnkit_bench_io" --benchmark_min_time=0.2 2>/dev/null | tail -n +4
