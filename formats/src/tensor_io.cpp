@@ -64,15 +64,19 @@ Format output_format(const std::string& to, const std::string& path, bool termin
   return terminal ? Format::txt : Format::npy;
 }
 
-void for_each_tensor(Input& in, const std::function<void(NamedTensor&&)>& fn) {
+void for_each_tensor(Input& in, const std::function<void(NamedTensor&&)>& fn,
+                     const ReadOptions& opt) {
   if (in.at_eof()) throw_data("empty input (" + in.name() + ")");
   switch (detect_format(in)) {
     case Format::npy:
       while (auto t = npy::read_next(in)) fn(NamedTensor{"", std::move(*t)});
       return;
-    case Format::safetensors:
-      for (auto& nt : safetensors::read(in).tensors) fn(std::move(nt));
+    case Format::safetensors: {
+      safetensors::File file = safetensors::read(in);
+      if (opt.metadata) *opt.metadata = file.metadata;
+      for (auto& nt : file.tensors) fn(std::move(nt));
       return;
+    }
     case Format::npz:
       for (auto& nt : npz::read(in)) fn(std::move(nt));
       return;
@@ -80,14 +84,14 @@ void for_each_tensor(Input& in, const std::function<void(NamedTensor&&)>& fn) {
       fn(NamedTensor{"", png::read(in)});
       return;
     default:
-      fn(NamedTensor{"", text::read(in)});
+      fn(NamedTensor{"", text::read(in, opt.text_float)});
       return;
   }
 }
 
-std::vector<NamedTensor> read_tensors(Input& in) {
+std::vector<NamedTensor> read_tensors(Input& in, const ReadOptions& opt) {
   std::vector<NamedTensor> out;
-  for_each_tensor(in, [&](NamedTensor&& t) { out.push_back(std::move(t)); });
+  for_each_tensor(in, [&](NamedTensor&& t) { out.push_back(std::move(t)); }, opt);
   return out;
 }
 

@@ -221,7 +221,7 @@ void Tool::Impl::add_common(po::options_description& common) {
   common.add_options()("quiet,q", po::bool_switch(&m.quiet), "")(
       "threads", po::value<long long>(&m.threads)->default_value(0), "");
   add({"quiet", 'q', "", "print nothing but errors", "", Complete::none, {}, true});
-  add({"threads", 0, "N", "use at most N threads, BLAS included (0: all cores)", "0",
+  add({"threads", 0, "N", "use at most N threads, BLAS included (0: $OPENBLAS_NUM_THREADS if set, else all cores)", "0",
        Complete::none, {}, true});
 }
 
@@ -302,10 +302,7 @@ std::string Tool::help_text() const {
     o << "\nExamples:\n";
     for (const auto& [cmd, what] : m.examples) o << "  " << cmd << "\n      " << wrap(what, 6, 6) << "\n";
   }
-  o << "\nExit status:\n"
-       "  0 success (also when the reader of stdout went away), 64 usage error,\n"
-       "  65 bad input data, 66 input missing or unreadable, 70 internal error,\n"
-       "  73 output cannot be created, 74 I/O error.\n";
+
   return o.str();
 }
 

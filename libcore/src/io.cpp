@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 #include "nnkit/error.hpp"
@@ -249,6 +250,12 @@ Output Output::open(const std::string& path) {
     return out;
   }
   out.path_ = out.name_ = path;
+  // A symbolic link is written through (its target is replaced), not replaced.
+  if (char* real = ::realpath(path.c_str(), nullptr)) {
+    struct stat lst {};
+    if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) out.path_ = real;
+    std::free(real);
+  }
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) throw_cant_create("cannot write " + path + ": it is a directory");
@@ -260,9 +267,10 @@ Output Output::open(const std::string& path) {
       return out;
     }
   }
-  const std::size_t slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string& target = out.path_;
+  const std::size_t slash = target.rfind('/');
+  const std::string dir = slash == std::string::npos ? "" : target.substr(0, slash + 1);
+  const std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
   if (base.empty()) throw_cant_create("cannot create " + path + ": no file name");
   std::string tmpl = dir + "." + base + ".nnkit-XXXXXX";
   out.fd_ = ::mkstemp(tmpl.data());

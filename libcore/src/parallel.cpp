@@ -1,6 +1,7 @@
 #include "nnkit/parallel.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -22,6 +23,11 @@ int hardware_threads() {
 }
 
 int set_threads(int n) {
+  if (n <= 0) {
+    // A cluster job sets OPENBLAS_NUM_THREADS to its allocation; honour it.
+    const char* env = std::getenv("OPENBLAS_NUM_THREADS");
+    n = env ? std::atoi(env) : 0;
+  }
   g_threads = n > 0 ? n : hardware_threads();
   if (openblas_set_num_threads) openblas_set_num_threads(g_threads);
   return g_threads;

@@ -8,21 +8,22 @@ namespace nnkit {
 
 namespace {
 
-template <class T>
+// Half floats are stored as their bits (uint16_t) but read as numbers.
+template <class T, bool IsHalf>
 double value(const T* p, std::int64_t i) {
-  if constexpr (std::is_same_v<T, std::uint16_t>)
-    return half_to_float(p[i]);  // f2 is stored as its bits
+  if constexpr (IsHalf)
+    return half_to_float(p[i]);
   else
     return static_cast<double>(p[i]);
 }
 
-template <class T>
+template <class T, bool IsHalf = false>
 TensorStats stats_of(const T* p, std::int64_t n) {
   TensorStats s;
   s.count = n;
   double lo = std::numeric_limits<double>::infinity(), hi = -lo, sum = 0;
   for (std::int64_t i = 0; i < n; ++i) {
-    const double v = value(p, i);
+    const double v = value<T, IsHalf>(p, i);
     if (std::isnan(v)) {
       ++s.nan;
     } else if (std::isinf(v)) {
@@ -44,7 +45,7 @@ TensorStats stats_of(const T* p, std::int64_t n) {
   // Second pass about the mean: no catastrophic cancellation of E[x^2] - E[x]^2.
   double ss = 0;
   for (std::int64_t i = 0; i < n; ++i) {
-    const double v = value(p, i);
+    const double v = value<T, IsHalf>(p, i);
     if (std::isfinite(v)) ss += (v - s.mean) * (v - s.mean);
   }
   s.std = std::sqrt(ss / static_cast<double>(s.finite));
@@ -57,7 +58,7 @@ TensorStats compute_stats(const Tensor& t) {
   return visit_dtype(t.dtype(), [&](auto tag) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, half_bits>)
-      return stats_of(reinterpret_cast<const std::uint16_t*>(t.bytes()), t.numel());
+      return stats_of<std::uint16_t, true>(reinterpret_cast<const std::uint16_t*>(t.bytes()), t.numel());
     else
       return stats_of(reinterpret_cast<const T*>(t.bytes()), t.numel());
   });

@@ -166,6 +166,20 @@ void check_int_range(double v, std::int64_t i, DType target) {
   }
 }
 
+// double -> half in one rounding, as numpy does: round to odd into float (24
+// bits, more than 2 beyond half's 11), then to nearest even into half.
+std::uint16_t double_to_half(double d) {
+  float f = static_cast<float>(d);
+  if (std::isfinite(f) && static_cast<double>(f) != d) {
+    if (std::fabs(static_cast<double>(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, 4);
+    bits |= 1u;  // sticky: remembers that the value was inexact
+    std::memcpy(&f, &bits, 4);
+  }
+  return float_to_half(f);
+}
+
 // Unchecked float -> int: NaN is 0, out-of-range saturates (never UB).
 template <class Dst>
 Dst saturate(double v) {
@@ -183,7 +197,7 @@ void convert(const std::byte* in, std::byte* out, std::int64_t n, bool checked, 
   const S* src = reinterpret_cast<const S*>(in);
   if constexpr (std::is_same_v<Dst, half_bits>) {
     auto* dst = reinterpret_cast<std::uint16_t*>(out);
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = float_to_half(static_cast<float>(load<Src>(in, i)));
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = double_to_half(load<Src>(in, i));
   } else if constexpr (std::is_same_v<Dst, bool>) {
     auto* dst = reinterpret_cast<bool*>(out);
     for (std::int64_t i = 0; i < n; ++i) dst[i] = load<Src>(in, i) != 0.0;

@@ -200,6 +200,7 @@ same(b, a.astype(sys.argv[3]))
     expect_empty_dir "$O" "--dtype $tgt $src (does not fit)"
   fi
 done
+rm -f "$O/cast.npy"
 # NaN and Inf are named as such in the refusal.
 run "$CONV" --dtype int32 "$D/c_f4_nan.npy" -o "$O/x.npy"
 expect_error 65 "nan" "--dtype int32 of NaN"
@@ -251,10 +252,12 @@ same(np.load(sys.argv[2]), np.load(sys.argv[1]).reshape(3, -1))' "$D/c_fortran_f
 run "$CONV" -r 1 "$D/t_scalar.npy" -o "$O/r.npy"
 expect_ok "-r 1 of a 0-d array"
 pycheck "-r 1 of a 0-d array" 'same(np.load(sys.argv[2]), np.load(sys.argv[1]).reshape(1))' "$D/t_scalar.npy" "$O/r.npy"
+run "$CONV" -r 3,0,2 "$D/t_empty.npy" -o "$O/r.npy"
+expect_ok "-r 3,0,2 of an empty array"
+pycheck "-r 3,0,2 of an empty array" '
+same(np.load(sys.argv[2]), np.load(sys.argv[1]).reshape(3, 0, 2))' "$D/t_empty.npy" "$O/r.npy"
 run "$CONV" -r 0,-1 "$D/t_empty.npy" -o "$O/r.npy"
-expect_ok "-r 0,-1 of an empty array"
-pycheck "-r 0,-1 of an empty array gives numpy's shape" '
-b = np.load(sys.argv[2]); assert b.size == 0 and b.shape[0] == 0, b.shape' "$D/t_empty.npy" "$O/r.npy"
+expect_error 64 "" "-r 0,-1 of an empty array (numpy refuses it too)"
 # --dtype with --reshape: both apply to every tensor of a stream.
 run "$CONV" -d int32 -r -1 "$D/stream.npy" -o "$O/r.npy"
 expect_ok "-d int32 -r -1 of a stream"
@@ -291,7 +294,7 @@ for s, v in zip(flat, want.tolist()):
     if a.dtype.kind == "f":
         got = a.dtype.type(float(s))
         assert (got == v and np.signbit(got) == np.signbit(v)) or (np.isnan(got) and np.isnan(v)), (s, v)
-        # the fewest digits that round-trip: no more than numpy's shortest repr
+        # the fewest digits that round-trip: no more than the shortest repr of numpy
         if np.isfinite(v) and v != 0:
             def digits(t):
                 m = t.lower().lstrip("+-").split("e")[0].replace(".", "").lstrip("0").rstrip("0")
@@ -373,6 +376,7 @@ if [ -n "$NNKIT_FIXTURES" ] && [ -d "$NNKIT_FIXTURES/text" ]; then
   for f in "$NNKIT_FIXTURES"/text/*.txt "$NNKIT_FIXTURES"/text/*.csv; do
     stem=${f%.*}
     for want in "$stem".f4.npy "$stem".i8.npy; do
+      [ -f "$want" ] || continue
       run "$CONV" "$f" -o "$O/fx.npy"
       expect_ok "text fixture $(basename "$f")"
       pycheck "text fixture $(basename "$f") reads as $(basename "$want")" 'same(np.load(sys.argv[2]), np.load(sys.argv[1]))' "$want" "$O/fx.npy"
@@ -580,7 +584,7 @@ for sig in INT TERM; do
   head -c 1000000 "$D/huge.npy" >&7
   sleep 0.3
   kill -s "$sig" "$pid"
-  wait "$pid"
+  { wait "$pid"; } 2>/dev/null
   RC=$?
   exec 7>&-
   LAST_CMD="(head -c 1000000 huge.npy; sleep) | tensor-convert -o DIR/out.npy; kill -$sig"
@@ -600,7 +604,7 @@ for sig in INT TERM HUP; do
     kill -0 "$pid" 2>/dev/null || break
   done
   kill -s "$sig" "$pid" 2>/dev/null
-  wait "$pid"
+  { wait "$pid"; } 2>/dev/null
   RC=$?
   LAST_CMD="tensor-convert huge.npy -o DIR/out.txt; kill -$sig while writing"
   if [ -n "$seen" ]; then

@@ -259,7 +259,8 @@ def part_b(tmp):
         "i8_big": (np.array([2**53 + 1, -(2**53 + 1), 2**24 + 1, 2**63 - 1, -2**63, 65519, 65520, 2049, 2051],
                             dtype="<i8"), ["b1", "i8", "f2", "f4", "f8"]),
         "u8_big": (np.array([2**64 - 1, 2**63 + 1, 2**53 + 1, 0], dtype=">u8"), ["b1", "u8", "f2", "f4", "f8"]),
-        "u1": (np.array([0, 1, 127, 128, 255], dtype="u1"), CODES),
+        "u1": (np.array([0, 1, 127, 128, 255], dtype="u1"), [c for c in CODES if c != "i1"]),
+        "u1_small": (np.array([0, 1, 127, 100], dtype="u1"), CODES),
         "u4": (np.array([0, 2**31, 2**32 - 1, 2**24 + 1], dtype="<u4"), ["b1", "u4", "i8", "u8", "f2", "f4", "f8"]),
         "b1": (np.array([True, False, True]), CODES),
     }

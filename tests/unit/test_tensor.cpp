@@ -123,3 +123,15 @@ TEST(Tensor, XtensorViewsShareTheBuffer) {
   EXPECT_EQ(m.shape()[0], 4u);
   EXPECT_EQ(m.shape()[1], 3u);
 }
+
+TEST(Tensor, DoubleToHalfRoundsOnce) {
+  // numpy: np.float16(1 + 2**-11 + 2**-40) == 1.0009765625 (bits 0x3c01); going
+  // through float32 first would round to 1 + 2**-11 and then tie to even, 1.0.
+  Tensor d = Tensor::from_vector<double>({3}, {1 + std::ldexp(1.0, -11) + std::ldexp(1.0, -40),
+                                               1 + std::ldexp(1.0, -11), 65519.99});
+  Tensor h = d.astype(DType::f2);
+  const auto* bits = reinterpret_cast<const std::uint16_t*>(h.bytes());
+  EXPECT_EQ(bits[0], 0x3c01);
+  EXPECT_EQ(bits[1], 0x3c00);  // an exact tie still goes to even
+  EXPECT_EQ(bits[2], 0x7bff);  // below the overflow threshold 65520
+}

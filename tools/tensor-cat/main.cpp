@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
       Input in = Input::open(path);
       for_each_tensor(in, [&](NamedTensor&& nt) { tensors.push_back(std::move(nt.tensor)); });
     }
+    if (tensors.empty()) throw_data("the inputs hold no tensors to concatenate");
     std::vector<const Tensor*> parts;
     for (const Tensor& x : tensors) parts.push_back(&x);
     const std::size_t ax = normalize_axis(axis, tensors.front().ndim());

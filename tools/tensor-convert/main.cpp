@@ -1,6 +1,7 @@
 // tensor-convert: between npy streams, safetensors, npz (read), txt, csv, png
 // and json, with an optional dtype cast and reshape.
 #include <algorithm>
+#include <map>
 #include <optional>
 
 #include "nnkit/cli.hpp"
@@ -71,7 +72,11 @@ int main(int argc, char** argv) {
         return;
       }
     }
-    std::vector<NamedTensor> tensors = read_tensors(in);
+    ReadOptions read_opt;
+    read_opt.text_float = target == DType::f8 ? DType::f8 : DType::f4;  // parse text at full precision
+    std::map<std::string, std::string> metadata;
+    read_opt.metadata = &metadata;
+    std::vector<NamedTensor> tensors = read_tensors(in, read_opt);
     for (std::size_t i = 0; i < tensors.size(); ++i)
       if (tensors[i].name.empty()) tensors[i].name = std::to_string(i);
     if (!keys.empty()) {
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
     // Text and JSON of one tensor, or of an unnamed stream, need no labels.
     WriteOptions opt;
     opt.precision = static_cast<int>(precision);
+    opt.metadata = metadata;  // safetensors to safetensors keeps __metadata__ (a model's "kind")
     if (f == Format::txt || f == Format::csv || f == Format::json) {
       bool numbered = true;
       for (std::size_t i = 0; i < tensors.size(); ++i) numbered &= tensors[i].name == std::to_string(i);

@@ -13,9 +13,9 @@ int main(int argc, char** argv) {
   tool.synopsis("(--parts N | --part K/N) [OPTIONS] [INPUT]")
       .inputs(0, 1)
       .description(
-          "Part K of N holds items [K*L/N, (K+1)*L/N) of the axis of length L, rounded so that "
-          "part sizes differ by at most one (the first L mod N parts are one longer). Parts are "
-          "numbered from 0, as SLURM_ARRAY_TASK_ID with --array=0-(N-1). Every tensor of the "
+          "Part K of N is a contiguous run of the axis of length L, in order: the first L mod N "
+          "parts hold floor(L/N)+1 items and the others floor(L/N), as numpy.array_split. Parts "
+          "are numbered from 0, as SLURM_ARRAY_TASK_ID with --array=0-(N-1). Every tensor of the "
           "input is split the same way, so a part of a stream is a stream of parts. "
           "tensor-cat of all parts in order gives back the input.")
       .option("parts,n", &parts, "N",
@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
               cli::Complete::file)
       .option("axis,a", &axis, "A", "axis to split; negative counts from the end")
       .example("tensor-split --parts 4 --prefix shard_ data.npy", "writes shard_0.npy ... shard_3.npy")
-      .example("tensor-split --part $SLURM_ARRAY_TASK_ID/8 data.npy | vq-encode --codebook cb.npy",
+      .example("tensor-split --part $SLURM_ARRAY_TASK_ID/8 data.npy -o part_$SLURM_ARRAY_TASK_ID.npy",
                "one shard of a job array")
       .example("tensor-split --part 1/3 --axis -1 x.npy -o mid.npy", "the middle third of the columns");
   return tool.run(argc, argv, [&](cli::Tool& t) {

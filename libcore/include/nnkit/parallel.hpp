@@ -7,7 +7,8 @@ namespace nnkit {
 
 // Number of usable cores.
 int hardware_threads();
-// Sets the thread budget (n <= 0 means all cores) for parallel_for and, when
+// Sets the thread budget (n <= 0: $OPENBLAS_NUM_THREADS when set, else all
+// cores) for parallel_for and, when
 // OpenBLAS is linked, for BLAS. Returns the resolved count.
 int set_threads(int n);
 int thread_count();

@@ -21,10 +21,18 @@ Format detect_format(Input& in);
 // and txt on a terminal.
 Format output_format(const std::string& to, const std::string& path, bool terminal);
 
+struct ReadOptions {
+  // The dtype of non-integer text values (float64 keeps every digit).
+  DType text_float = DType::f4;
+  // When set, receives a safetensors file's __metadata__.
+  std::map<std::string, std::string>* metadata = nullptr;
+};
+
 // Calls fn for each tensor of the input in order (npy streams one at a time,
 // so memory stays at one tensor). Names are "" for npy streams.
-void for_each_tensor(Input& in, const std::function<void(NamedTensor&&)>& fn);
-std::vector<NamedTensor> read_tensors(Input& in);
+void for_each_tensor(Input& in, const std::function<void(NamedTensor&&)>& fn,
+                     const ReadOptions& opt = {});
+std::vector<NamedTensor> read_tensors(Input& in, const ReadOptions& opt = {});
 // Exactly one tensor (data error naming the input otherwise).
 Tensor read_one_tensor(Input& in);
 
