@@ -13,7 +13,7 @@ socket, a file object or a path; and writes arrays as nnkit writes them
         print(a.dtype, a.shape)
     nnkit_stream.write_array(sys.stdout.buffer, a)         # python3 me.py | tensor-...
 
-Run as a script, it lists the arrays of a stream: python3 nnkit_stream.py [FILE]
+Run as a script, it lists the arrays of a stream: python3 -m nnkit_stream [FILE]
 
 It needs only numpy; copy this file next to your script or put its directory
 on PYTHONPATH.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <memory>
 #include <new>
 
 namespace nnkit::npy {
@@ -250,11 +251,43 @@ std::string header_bytes(const Header& h);
 
 }  // namespace
 
-Tensor read(Input& in) {
-  const ArrayHeader a = read_array_header(in);
+namespace {
+
+// Reads the data of an array whose size the input cannot vouch for (a pipe):
+// a large claim is only believed as its bytes arrive, chunk by chunk, so a
+// lying header costs one chunk of memory, never the claimed amount.
+void read_unvouched(Input& in, const ArrayHeader& a, Tensor& t) {
+  constexpr std::int64_t chunk = std::int64_t{64} << 20;
+  std::vector<std::unique_ptr<std::byte[]>> chunks;
+  std::int64_t left = a.nbytes;
+  while (left > 0) {
+    const std::int64_t n = std::min(left, chunk);
+    chunks.emplace_back(new std::byte[static_cast<std::size_t>(n)]);
+    in.read_exact(chunks.back().get(), static_cast<std::size_t>(n), ".npy data" + a.at);
+    left -= n;
+  }
+  t = Tensor::uninitialized(a.h.dtype, a.h.shape);
+  std::int64_t at = 0;
+  for (auto& c : chunks) {
+    const std::int64_t n = std::min(chunk, a.nbytes - at);
+    std::memcpy(t.bytes() + at, c.get(), static_cast<std::size_t>(n));
+    c.reset();
+    at += n;
+  }
+}
+
+constexpr std::int64_t unvouched_limit = std::int64_t{256} << 20;
+
+// The data of an array whose header was just read, in nnkit's in-memory form.
+Tensor read_body(Input& in, const ArrayHeader& a) {
   const Header& h = a.h;
-  Tensor t = Tensor::uninitialized(h.dtype, h.shape);
-  in.read_exact(t.bytes(), static_cast<std::size_t>(a.nbytes), ".npy data" + a.at);
+  Tensor t;
+  if (in.remaining_hint() < 0 && a.nbytes > unvouched_limit) {
+    read_unvouched(in, a, t);
+  } else {
+    t = Tensor::uninitialized(h.dtype, h.shape);
+    in.read_exact(t.bytes(), static_cast<std::size_t>(a.nbytes), ".npy data" + a.at);
+  }
   normalise(t.bytes(), t.numel(), h);
   if (h.fortran_order && h.shape.size() > 1) {
     Tensor c = Tensor::uninitialized(h.dtype, h.shape);
@@ -264,16 +297,15 @@ Tensor read(Input& in) {
   return t;
 }
 
+}  // namespace
+
+Tensor read(Input& in) { return read_body(in, read_array_header(in)); }
+
 bool copy_next(Input& in, Output& out) {
   if (in.at_eof()) return false;
   ArrayHeader a = read_array_header(in);
-  if (a.h.fortran_order && a.h.shape.size() > 1) {  // needs the whole array to reorder
-    Tensor c = Tensor::uninitialized(a.h.dtype, a.h.shape);
-    Tensor t = Tensor::uninitialized(a.h.dtype, a.h.shape);
-    in.read_exact(t.bytes(), static_cast<std::size_t>(a.nbytes), ".npy data" + a.at);
-    normalise(t.bytes(), t.numel(), a.h);
-    fortran_to_c(t.bytes(), c.bytes(), a.h.shape, t.itemsize());
-    write(out, c);
+  if (a.h.fortran_order && a.h.shape.size() > 1) {  // reordering needs the whole array
+    write(out, read_body(in, a));
     return true;
   }
   Header written = a.h;

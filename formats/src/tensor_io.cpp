@@ -36,8 +36,9 @@ Format parse_format(const std::string& s) {
 
 Format detect_format(Input& in) {
   const std::string_view head = in.peek(16);
-  if (head.size() >= npy::magic_size && std::memcmp(head.data(), npy::magic, npy::magic_size) == 0)
-    return Format::npy;
+  // 0x93 cannot start text: even a cut-off magic is npy, so that the error
+  // says "truncated .npy" rather than "bad number".
+  if (!head.empty() && head[0] == npy::magic[0]) return Format::npy;
   if (png::sniff(head)) return Format::png;
   if (npz::sniff(head)) return Format::npz;
   if (safetensors::sniff(head)) return Format::safetensors;

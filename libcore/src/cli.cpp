@@ -403,18 +403,23 @@ int Tool::run(int argc, char** argv, const std::function<void(Tool&)>& body) {
                   .run(),
               m.vm);
     po::notify(m.vm);
+    // Help, version and completions go through Output like any result, so a
+    // full disk is an error (74) and a closed pipe ends quietly.
+    auto print = [](const std::string& text) {
+      Output out = Output::open("-");
+      out.write(text);
+      out.commit();
+    };
     if (m.help) {
-      const std::string h = help_text();
-      std::fwrite(h.data(), 1, h.size(), stdout);
-      return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::io);
+      print(help_text());
+      return 0;
     }
     if (m.show_version) {
-      std::printf("%s (nnkit) %s\n", m.name.c_str(), version());
-      return std::fflush(stdout) == 0 ? 0 : static_cast<int>(ExitCode::io);
+      print(m.name + " (nnkit) " + version() + "\n");
+      return 0;
     }
     if (!m.completion.empty()) {
-      const std::string c = completion_script(m.completion);
-      std::fwrite(c.data(), 1, c.size(), stdout);
+      print(completion_script(m.completion));
       return 0;
     }
     const int n = static_cast<int>(m.inputs.size());

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The bad-input matrix shared by the tool scripts: every way an input can be
 # wrong, and what every tool must do about it (exit code, one error line that
 # names the problem and the input, no crash signal, nothing left in the output
@@ -211,10 +212,11 @@ bad_input_matrix() {
   local name=$1 outname=$2
   shift 2
   make_bad_inputs
-  local tb file code words path out w t0 t1 ms
+  local tb file code words path out t0 t1 ms
   tb=$NNKIT_BIN/$name
   out=$(freshdir badout)
   while read -r file code words; do
+    [ -n "${BAD_ONLY:-}" ] && ! [[ $file =~ $BAD_ONLY ]] && continue
     case $file in /*) path=$file ;; *) path=$BAD/$file ;; esac
     t0=${EPOCHREALTIME/./}
     run "$tb" "$@" "$path" -o "$out/$outname"
@@ -228,6 +230,7 @@ bad_input_matrix() {
   done < <(_bad_cases)
   # The same from a pipe (stdin is not a regular file, its size is unknown).
   while read -r file code words; do
+    [ -n "${BAD_ONLY:-}" ] && ! [[ $file =~ $BAD_ONLY ]] && continue
     LAST_CMD="cat $file | $name ${*:+$* }- -o $out/$outname"
     cat "$BAD/$file" | timeout -k 2 "$RUN_TIMEOUT" "$tb" "$@" - -o "$out/$outname" >"$T/out" 2>"$T/err"
     RC=${PIPESTATUS[1]}

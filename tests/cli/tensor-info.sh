@@ -320,7 +320,8 @@ cmp -s "$T/out" "$O/info.txt" && pass || fail "-o - is stdout"
 run "$INFO" --output "$O/long.txt" "$D/f4.npy"
 expect_ok "--output FILE"
 cmp -s "$O/long.txt" "$O/info.txt" && pass || fail "--output FILE is -o FILE"
-[ -z "$(ls -A "$O" | grep nnkit)" ] && pass || fail "-o left a temporary behind: $(ls -A "$O")"
+left=("$O"/.*nnkit*)
+[ ! -e "${left[0]}" ] && pass || fail "-o left a temporary behind: ${left[*]}"
 # Permissions of a created file follow the umask, as a plain create would.
 (umask 022 && "$INFO" "$D/f4.npy" -o "$O/perm.txt")
 [ "$(stat -c %a "$O/perm.txt")" = 644 ] && pass || fail "-o file mode $(stat -c %a "$O/perm.txt"), want 644 under umask 022"
