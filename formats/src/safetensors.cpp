@@ -62,25 +62,6 @@ const char* st_dtype_name(DType t) {
   throw_internal("safetensors: unknown dtype");
 }
 
-// Control characters escaped, so that an error message stays on one line
-// whatever names the file contains.
-std::string printable(const std::string& name) {
-  std::string out;
-  for (unsigned char c : name) {
-    if (c < 0x20 || c == 0x7f) {
-      const char* hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
-
-std::string in_quotes(const std::string& name) { return "'" + printable(name) + "'"; }
-
 // One tensor entry of the header, validated field by field.
 struct Entry {
   std::string name;

@@ -317,6 +317,31 @@ expect_help_version() {
   expect_error 74 "" "$LAST_CMD" "$name"
 }
 
+# expect_to_formats NAME INPUT [ARGS...]: every format that NAME's --help lists
+# for --to is one that `NAME ARGS... INPUT --to FORMAT` writes (INPUT should
+# suit them all, e.g. a small uint8 [H,W,3] image).
+expect_to_formats() {
+  local name=$1 input=$2 help="" list f
+  shift 2
+  run "$NNKIT_BIN/$name" --help
+  help=$(tr -s ' \n' '  ' <"$T/out")
+  if [[ $help =~ --to\ FORMAT\ output\ format:\ ([a-z0-9, ]+)\ \( ]]; then
+    list=${BASH_REMATCH[1]//,/ }
+    list=${list// or / }
+    pass
+  else
+    fail "$name --help: no 'output format: ...' list for --to"
+    return
+  fi
+  for f in $list; do
+    run "$NNKIT_BIN/$name" "$@" "$input" --to "$f" -o "$T/to-$f.out"
+    if [ "$RC" -eq 0 ] && [ -s "$T/to-$f.out" ]; then pass; else
+      fail "$name --help lists --to $f, but '$name ${*:+$* }INPUT --to $f' fails (exit $RC)"
+    fi
+    rm -f "$T/to-$f.out"
+  done
+}
+
 finish() {
   pyflush
   LAST_CMD=""

@@ -200,6 +200,9 @@ expect_empty_dir "$O" "0-d tensors"
 run "$CAT" -a x /nonexistent/x.npy
 expect_error 64 "" "-a x with a missing input"
 
+# Every output format the help lists for --to is one the tool writes.
+expect_to_formats tensor-cat "$BAD/good.png"
+
 # ------------------------------------------------------------ bad input, bad output
 bad_input_matrix tensor-cat out.npy
 bad_input_matrix tensor-cat out.npy "$D/x5x2.npy"

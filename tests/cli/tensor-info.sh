@@ -340,6 +340,9 @@ for opts in "-q" "--quiet" "--threads 1" "--threads 3" "--threads 0" "-q --threa
   cmp -s "$T/out" "$T/ref.json" && pass || fail "$opts changes the output"
 done
 
+# Every output format the help lists for --to is one the tool writes.
+expect_to_formats tensor-info "$BAD/good.png"
+
 # ------------------------------------------------------------ bad options
 bad_option tensor-info 64 "--bogus" --bogus "$D/f4.npy"
 bad_option tensor-info 64 "threads" --threads -1 "$D/f4.npy"

@@ -228,6 +228,9 @@ rmdir "$O/p1.npy"
 rm -f "$O/p0.npy"
 expect_empty_dir "$O" "--prefix over an old part 0 (temporaries)"
 
+# Every output format the help lists for --to is one the tool writes.
+expect_to_formats tensor-split "$BAD/good.png" --part 0/1
+
 # ------------------------------------------------------------ bad input, bad output
 bad_input_matrix tensor-split out.npy --part 0/2
 BAD_ONLY='missing|adir|empty|trunc_data_half|trunc_header\.|garbage|huge_shape|st_offsets|png_crc|npz_trunc|text_word' \

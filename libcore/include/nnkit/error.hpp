@@ -3,6 +3,7 @@
 #pragma once
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace nnkit {
 
@@ -24,6 +25,11 @@ class Error : public std::runtime_error {
  private:
   ExitCode code_;
 };
+
+// Text from a file made safe for a one-line message: control characters
+// become \xNN escapes. in_quotes adds single quotes around it.
+std::string printable(std::string_view text);
+std::string in_quotes(std::string_view text);
 
 [[noreturn]] inline void throw_usage(const std::string& m) { throw Error(ExitCode::usage, m); }
 [[noreturn]] inline void throw_data(const std::string& m) { throw Error(ExitCode::data, m); }
