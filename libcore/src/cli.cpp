@@ -79,6 +79,8 @@ struct Tool::Impl {
   int min_inputs = 0, max_inputs = -1;
   std::string input_metavar = "INPUT";
   bool has_output = true;
+  std::vector<std::string> to_formats = {"npy", "safetensors", "txt", "csv", "png", "json"};
+  std::string to_default = "from the -o extension, else npy on a pipe and txt on a terminal";
   std::vector<OptionDecl> decls;
   po::options_description options{"options"};
   po::variables_map vm;
@@ -129,6 +131,11 @@ Tool& Tool::no_output() {
   impl_->has_output = false;
   return *this;
 }
+Tool& Tool::output_formats(std::vector<std::string> formats, std::string default_rule) {
+  impl_->to_formats = std::move(formats);
+  impl_->to_default = std::move(default_rule);
+  return *this;
+}
 
 Tool& Tool::flag(const std::string& names, bool* target, const std::string& help) {
   auto [l, s] = split_names(names);
@@ -165,21 +172,23 @@ Tool& Tool::option(const std::string& names, double* target, const std::string& 
 }
 
 Tool& Tool::choice(const std::string& names, std::string* target, std::vector<std::string> choices,
-                   const std::string& help) {
+                   const std::string& help, const std::string& metavar) {
   auto [l, s] = split_names(names);
   std::string list;
   for (const auto& c : choices) list += (list.empty() ? "" : "|") + c;
-  const std::string long_name = l;
+  const std::string long_name = l, fallback = *target;
   impl_->options.add_options()(
       names.c_str(),
       po::value<std::string>(target)->default_value(*target)->notifier(
-          [choices, long_name, list](const std::string& v) {
+          [choices, long_name, list, fallback](const std::string& v) {
+            if (v == fallback) return;  // the default, e.g. "" for an option not given
             for (const auto& c : choices)
               if (v == c) return;
             throw_usage("--" + long_name + " must be one of " + list + ", not '" + v + "'");
           }),
       help.c_str());
-  impl_->declare({l, s, list, help, *target, Complete::word, std::move(choices), false});
+  impl_->declare({l, s, metavar.empty() ? list : metavar, help, *target, Complete::word,
+                  std::move(choices), false});
   return *this;
 }
 
@@ -209,14 +218,22 @@ void Tool::Impl::add_common(po::options_description& common) {
   add({"help", 'h', "", "print this help and exit", "", Complete::none, {}, true});
   add({"version", 0, "", "print the version and exit", "", Complete::none, {}, true});
   if (m.has_output) {
+    std::string list;
+    for (std::size_t i = 0; i < m.to_formats.size(); ++i)
+      list += (i == 0 ? "" : i + 1 == m.to_formats.size() ? " or " : ", ") + m.to_formats[i];
+    const std::vector<std::string> formats = m.to_formats;
     common.add_options()("output,o", po::value<std::string>(&m.output)->default_value("-"), "")(
-        "to", po::value<std::string>(&m.to), "");
+        "to", po::value<std::string>(&m.to)->notifier([formats, list](const std::string& v) {
+          const std::string name = v == "text" ? "txt" : v == "st" ? "safetensors" : v;  // aliases
+          for (const auto& f : formats)
+            if (name == f) return;
+          throw_usage("--to must be " + list + ", not '" + v + "'");
+        }),
+        "");
     add({"output", 'o', "FILE",
          "write to FILE, created atomically (- is stdout)", "-", Complete::file, {}, true});
-    add({"to", 0, "FORMAT",
-         "output format: npy, safetensors, txt, csv, png or json (default: from the -o "
-         "extension, else npy on a pipe and txt on a terminal)",
-         "", Complete::word, {"npy", "safetensors", "txt", "csv", "png", "json"}, true});
+    add({"to", 0, "FORMAT", "output format: " + list + " (default: " + m.to_default + ")", "",
+         Complete::word, m.to_formats, true});
   }
   common.add_options()("quiet,q", po::bool_switch(&m.quiet), "")(
       "threads", po::value<long long>(&m.threads)->default_value(0), "");

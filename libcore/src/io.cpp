@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -26,28 +28,49 @@ std::string errno_text(int e) { return std::strerror(e); }
 constexpr int max_temps = 64;
 constexpr std::size_t max_temp_path = 4096;
 char temp_paths[max_temps][max_temp_path];
-std::atomic<bool> temp_used[max_temps];
+// A slot is free, reserved (its path being written) or armed (the handler
+// removes its file); the handler never reads a half-written path.
+enum SlotState : int { slot_free, slot_reserved, slot_armed };
+std::atomic<int> temp_state[max_temps];
 
-int register_temp(const std::string& path) {
-  if (path.size() >= max_temp_path) return -1;
+void register_temp(const std::string& path) {
+  if (path.size() >= max_temp_path) return;
   for (int i = 0; i < max_temps; ++i) {
-    bool expected = false;
-    if (temp_used[i].compare_exchange_strong(expected, true)) {
+    int expected = slot_free;
+    if (temp_state[i].compare_exchange_strong(expected, slot_reserved)) {
       std::memcpy(temp_paths[i], path.c_str(), path.size() + 1);
-      return i;
+      temp_state[i].store(slot_armed);
+      return;
     }
   }
-  return -1;
 }
 
 void unregister_temp(const std::string& path) {
   for (int i = 0; i < max_temps; ++i)
-    if (temp_used[i].load() && path == temp_paths[i]) temp_used[i].store(false);
+    if (temp_state[i].load() == slot_armed && path == temp_paths[i]) temp_state[i].store(slot_free);
 }
+
+// Blocks the signals that remove temporaries while one is created and
+// registered, so that none can arrive in between and leave it behind.
+class TerminationSignalsBlocked {
+ public:
+  TerminationSignalsBlocked() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+  }
+  ~TerminationSignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+
+ private:
+  sigset_t old_;
+};
 
 extern "C" void remove_temps_and_die(int sig) {
   for (int i = 0; i < max_temps; ++i)
-    if (temp_used[i].load()) ::unlink(temp_paths[i]);
+    if (temp_state[i].load() == slot_armed) ::unlink(temp_paths[i]);
   std::signal(sig, SIG_DFL);
   std::raise(sig);
 }
@@ -273,10 +296,13 @@ Output Output::open(const std::string& path) {
   const std::string base = slash == std::string::npos ? target : target.substr(slash + 1);
   if (base.empty()) throw_cant_create("cannot create " + path + ": no file name");
   std::string tmpl = dir + "." + base + ".nnkit-XXXXXX";
-  out.fd_ = ::mkstemp(tmpl.data());
-  if (out.fd_ < 0) throw_cant_create("cannot create " + path + ": " + errno_text(errno));
-  out.tmp_ = tmpl;
-  register_temp(out.tmp_);
+  {
+    TerminationSignalsBlocked blocked;
+    out.fd_ = ::mkstemp(tmpl.data());
+    if (out.fd_ < 0) throw_cant_create("cannot create " + path + ": " + errno_text(errno));
+    out.tmp_ = tmpl;
+    register_temp(out.tmp_);
+  }
   out.buf_.reserve(output_buffer_size);
   return out;
 }

@@ -33,14 +33,26 @@
 #                               $T/bad (inputs), is snapshotted now); it
 #                               passes when it raises nothing. All queued
 #                               checks run in one Python at pyflush/finish.
+#   PYPRELUDE                   Python text run before every queued check
 #   py CODE [ARGS...]           runs CODE now (making inputs); fatal if it fails
+#   expect_file_eq A B DESC     byte-identical files
+#   expect_help_version NAME [OPTION...]
+#                               --help/-h/--version behave; --help lists
+#                               exactly the OPTIONs the test says it covers
+#   expect_to_formats NAME INPUT [ARGS...]
+#                               every --to format of the help can be written
 #   freshdir NAME               makes (or empties) $T/NAME and prints its path
 #   finish                      runs queued checks, prints the count, exits
+#                               1 if any check failed
+#
+# Every tool script also sources bad-input.sh (the shared bad-input and
+# bad-output matrices).
 set -u
 export LC_ALL=C
 shopt -s extglob
 
 : "${NNKIT_BIN:?NNKIT_BIN must name the folder of the built tools}"
+NNKIT_BIN=$(cd "$NNKIT_BIN" && pwd) || exit 1
 NNKIT_FIXTURES=${NNKIT_FIXTURES:-}
 NNKIT_SRC=${NNKIT_SRC:-}
 NNKIT_MAN=${NNKIT_MAN:-}

@@ -565,6 +565,23 @@ for opts in "-q" "--quiet" "--threads 1" "--threads 2"; do
   expect_file_eq "$T/out" "$T/ref.txt" "$opts does not change the output"
 done
 
+# Inputs are recognised by their first bytes, not by their names.
+cp "$D/t_row.npy" "$O/looks.csv"
+cp "$O/../in/stream.npy" "$O/looks.safetensors"
+cp "$BAD/good.png" "$O/looks.npy"
+cp "$D/table.csv" "$O/looks.png"
+run "$CONV" "$O/looks.csv" --to txt
+expect_stdout_eq "1.25 2.0 -3.5" "an npy file named .csv"
+run "$CONV" "$O/looks.safetensors" --key 2 --to txt
+expect_stdout_eq "7.5" "an npy stream named .safetensors"
+run "$CONV" "$O/looks.npy" --to npy -o "$O/png.npy"
+expect_ok "a PNG named .npy"
+pycheck "a PNG named .npy reads as the image" 'same(np.load(sys.argv[1]), np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3))' "$O/png.npy"
+run "$CONV" "$O/looks.png" --to csv
+expect_stdout_eq "1.5,2.0,3.0
+4.0,5.0,-600.0" "a csv file named .png"
+rm -f "$O"/*
+
 # ------------------------------------------------------------ bad options
 bad_option tensor-convert 64 "complex" --dtype complex "$D/r_24.npy"
 bad_option tensor-convert 64 "f3" -d f3 "$D/r_24.npy"
@@ -594,7 +611,7 @@ bad_output_matrix tensor-convert "$D/r_24.npy" "$D/bigout.npy"
 bad_output_matrix tensor-convert "$D/r_24.npy" "$D/bigout.npy" --to txt
 
 # ------------------------------------------------------------ interrupted work
-py 'np.save(sys.argv[1], np.random.default_rng(0).random((1000, 1000), dtype=np.float32))' "$D/huge.npy"
+py 'np.save(sys.argv[1], np.random.default_rng(0).random((2000, 1000), dtype=np.float32))' "$D/huge.npy"
 # (a) SIGINT while the input trickles in from a pipe.
 mkfifo "$T/fifo"
 for sig in INT TERM; do
@@ -629,7 +646,9 @@ for sig in INT TERM HUP; do
   pid=$!
   seen=0
   wait_for_temp "$pid" && seen=1
-  sleep 0.05  # well inside the write (about 20 MB of text)
+  # 20 ms later: well inside the write (about 40 MB of text), past any set-up.
+  t_end=$(( ${EPOCHREALTIME/./} + 20000 ))
+  while [ "${EPOCHREALTIME/./}" -lt "$t_end" ]; do :; done
   kill -s "$sig" "$pid" 2>/dev/null
   { wait "$pid"; } 2>/dev/null
   RC=$?

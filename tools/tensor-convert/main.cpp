@@ -58,8 +58,11 @@ int main(int argc, char** argv) {
       .example("tensor-convert a.npy", "print a tensor as text on the terminal");
   return tool.run(argc, argv, [&](cli::Tool& t) {
     std::optional<DType> target;
-    if (!dtype.empty() && !(target = parse_dtype(dtype)))
+    if (t.given("dtype") && !(target = parse_dtype(dtype)))
       throw_usage("unknown dtype '" + dtype + "'");
+    if (precision < -1 || precision > 120)
+      throw_usage("--precision must be -1 (round-trip) or 0 to 120, not " + std::to_string(precision));
+    if (t.given("reshape") && reshape.empty()) throw_usage("--reshape needs a shape, e.g. 2,-1");
     Input in = Input::open(t.input_paths().front());
     const bool unchanged = !target && reshape.empty() && keys.empty() && names.empty();
     if (unchanged && detect_format(in) == Format::npy) {

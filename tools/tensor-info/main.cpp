@@ -30,14 +30,13 @@ int main(int argc, char** argv) {
           "the table gives the input, the tensor's name (or its index in a stream), dtype, shape, "
           "size of its data in bytes, and min, max, mean and std (population, ddof=0) over the "
           "finite values, with the counts of NaN and Inf beside them.")
+      .output_formats({"txt", "json"}, "json when -o ends in .json, else txt")
       .flag("json", &as_json, "print a JSON array of objects instead of the table (as --to json)")
       .example("tensor-info weights.safetensors", "one line per tensor of the file")
       .example("tensor-convert --dtype float16 x.npy | tensor-info", "inspect a pipe")
       .example("tensor-info --json a.npy b.npy -o info.json", "machine-readable summary");
   return tool.run(argc, argv, [&](cli::Tool& t) {
     const std::string& to = t.to_format();
-    if (!to.empty() && to != "txt" && to != "json")
-      throw_usage("tensor-info writes txt or json, not '" + to + "'");
     const std::string& path = t.output_path();
     if (to == "json" || (to.empty() && path.size() > 5 && path.substr(path.size() - 5) == ".json"))
       as_json = true;

@@ -31,6 +31,9 @@ class Tool {
   Tool& inputs(int min, int max, std::string metavar = "INPUT");
   // Drops the common -o/--output and --to (tools that write no tensors).
   Tool& no_output();
+  // The formats --to accepts (default: npy safetensors txt csv png json) and
+  // how the format is chosen when --to is not given, for the help.
+  Tool& output_formats(std::vector<std::string> formats, std::string default_rule);
 
   // An option whose value lands in *target; its current value is the
   // documented default. names: "long" or "long,s". metavar names the value.
@@ -41,9 +44,10 @@ class Tool {
                const std::string& help);
   Tool& option(const std::string& names, double* target, const std::string& metavar,
                const std::string& help);
-  // An option restricted to a fixed set of words.
+  // An option restricted to a fixed set of words (completed by the shells).
+  // The help shows them as its metavar unless one is given (long lists).
   Tool& choice(const std::string& names, std::string* target, std::vector<std::string> choices,
-               const std::string& help);
+               const std::string& help, const std::string& metavar = "");
   // True when the user gave the option on the command line.
   bool given(const std::string& long_name) const;
 
