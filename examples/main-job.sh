@@ -32,8 +32,14 @@ if ! cmp -s "$out/merged.npy" "$out/unsharded.npy"; then
   exit 1
 fi
 
-# 5. Summaries: a table on stdout, JSON and CSV beside the results.
-tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy
+# 5. Receptive fields of the embedded torchvision ResNet-50 on a 224x224 image,
+#    and the image box of every unit of its layer3, summarised.
+rf-calc --model resnet50 --input-size 224 --to txt | tail -n 3
+rf-calc --model resnet50 --input-size 224 -o "$out/resnet50_rf.json"
+rf-calc --model resnet50 --input-size 224 --layer layer3 --boxes --clip -o "$out/layer3_boxes.npy"
+
+# 6. Summaries: a table on stdout, JSON and CSV beside the results.
+tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"
 echo "main-job: sharded result equals the unsharded one; results in $out"

@@ -1,8 +1,13 @@
 // .npz reader: a zip archive (stored or deflated members) of .npy files, as
 // numpy's savez and savez_compressed write it. The archive is read into memory
 // and opened with libzip; each member's sizes are checked before it is inflated.
+//
+// libzip is loaded on first use, not linked: linked, it brings libcrypto, bzip2
+// and lzma into the start-up of every tool (3.6M more instructions of symbol
+// relocation per run, measured with callgrind), for a format few runs read.
 #include "nnkit/formats/npz.hpp"
 
+#include <dlfcn.h>
 #include <zip.h>
 
 #include <algorithm>
@@ -16,6 +21,33 @@ namespace nnkit::npz {
 
 namespace {
 
+// The libzip functions this reader uses, resolved from libzip.so.4 once.
+#define NNKIT_LIBZIP_FUNCTIONS(X) X(zip_discard) X(zip_error_fini) X(zip_error_init) X(zip_error_strerror) X(zip_fclose) X(zip_file_get_error) X(zip_fopen_index) X(zip_fread) X(zip_get_error) X(zip_get_num_entries) X(zip_open_from_source) X(zip_source_buffer_create) X(zip_source_free) X(zip_stat_index) X(zip_stat_init)
+struct LibZip {
+#define NNKIT_LIBZIP_POINTER(name) decltype(&::name) name = nullptr;
+  NNKIT_LIBZIP_FUNCTIONS(NNKIT_LIBZIP_POINTER)
+#undef NNKIT_LIBZIP_POINTER
+};
+
+LibZip load_libzip() {
+  void* handle = ::dlopen("libzip.so.4", RTLD_NOW | RTLD_LOCAL);
+  if (!handle)
+    throw Error(ExitCode::software, std::string("npz: reading .npz needs libzip (Debian package libzip4): ") + ::dlerror());
+  LibZip lib;
+#define NNKIT_LIBZIP_RESOLVE(name)                                                     \
+  lib.name = reinterpret_cast<decltype(&::name)>(::dlsym(handle, #name));           \
+  if (!lib.name) throw Error(ExitCode::software, "npz: libzip lacks " #name);
+  NNKIT_LIBZIP_FUNCTIONS(NNKIT_LIBZIP_RESOLVE)
+#undef NNKIT_LIBZIP_RESOLVE
+  return lib;
+}
+
+const LibZip& libzip() {
+  static const LibZip lib = load_libzip();
+  return lib;
+}
+
+
 // No single array we accept is larger than this, whatever the archive claims.
 constexpr std::uint64_t max_member_bytes = std::uint64_t{64} << 30;
 // Deflate cannot expand data by more than about 1032:1; a member claiming a
@@ -24,10 +56,10 @@ constexpr std::uint64_t max_deflate_ratio = 1032;
 constexpr std::uint64_t deflate_slack = 1024;
 
 struct ZipDiscard {
-  void operator()(zip_t* z) const { zip_discard(z); }
+  void operator()(zip_t* z) const { libzip().zip_discard(z); }
 };
 struct ZipFileClose {
-  void operator()(zip_file_t* f) const { zip_fclose(f); }
+  void operator()(zip_file_t* f) const { libzip().zip_fclose(f); }
 };
 
 [[noreturn]] void fail(const std::string& what, const std::string& where) {
@@ -69,18 +101,18 @@ void check_member(const zip_stat_t& st, const std::string& member, const std::st
 // a wrong size in the directory cannot cause a large allocation by itself.
 std::string read_member(zip_t* za, zip_uint64_t index, const zip_stat_t& st,
                         const std::string& member, const std::string& where) {
-  std::unique_ptr<zip_file_t, ZipFileClose> zf(zip_fopen_index(za, index, 0));
+  std::unique_ptr<zip_file_t, ZipFileClose> zf(libzip().zip_fopen_index(za, index, 0));
   if (!zf)
-    fail("cannot open member " + in_quotes(member) + ": " + zip_error_strerror(zip_get_error(za)),
+    fail("cannot open member " + in_quotes(member) + ": " + libzip().zip_error_strerror(libzip().zip_get_error(za)),
          where);
   std::string out;
   out.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(st.size, 1u << 20)));
   std::string chunk(1u << 20, '\0');
   for (;;) {
-    zip_int64_t n = zip_fread(zf.get(), chunk.data(), chunk.size());
+    zip_int64_t n = libzip().zip_fread(zf.get(), chunk.data(), chunk.size());
     if (n < 0)
       fail("cannot read member " + in_quotes(member) + ": " +
-               zip_error_strerror(zip_file_get_error(zf.get())),
+               libzip().zip_error_strerror(libzip().zip_file_get_error(zf.get())),
            where);
     if (n == 0) break;
     out.append(chunk.data(), static_cast<std::size_t>(n));
@@ -112,32 +144,32 @@ std::vector<NamedTensor> read(Input& in) {
     fail("not a zip archive: only " + std::to_string(bytes.size()) + " bytes", where);
 
   zip_error_t err;
-  zip_error_init(&err);
-  zip_source_t* src = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &err);
+  libzip().zip_error_init(&err);
+  zip_source_t* src = libzip().zip_source_buffer_create(bytes.data(), bytes.size(), 0, &err);
   if (!src) {
-    std::string m = zip_error_strerror(&err);
-    zip_error_fini(&err);
+    std::string m = libzip().zip_error_strerror(&err);
+    libzip().zip_error_fini(&err);
     throw_internal("npz: cannot create a zip source: " + m);
   }
-  std::unique_ptr<zip_t, ZipDiscard> za(zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &err));
+  std::unique_ptr<zip_t, ZipDiscard> za(libzip().zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &err));
   if (!za) {
     // On failure the source still belongs to us.
-    zip_source_free(src);
-    std::string m = zip_error_strerror(&err);
-    zip_error_fini(&err);
+    libzip().zip_source_free(src);
+    std::string m = libzip().zip_error_strerror(&err);
+    libzip().zip_error_fini(&err);
     fail("not a readable zip archive: " + m, where);
   }
-  zip_error_fini(&err);
+  libzip().zip_error_fini(&err);
 
-  zip_int64_t count = zip_get_num_entries(za.get(), 0);
+  zip_int64_t count = libzip().zip_get_num_entries(za.get(), 0);
   if (count < 0) fail("cannot count the archive's members", where);
 
   std::vector<NamedTensor> out;
   std::set<std::string> names;
   for (zip_int64_t i = 0; i < count; ++i) {
     zip_stat_t st;
-    zip_stat_init(&st);
-    if (zip_stat_index(za.get(), static_cast<zip_uint64_t>(i), 0, &st) != 0 ||
+    libzip().zip_stat_init(&st);
+    if (libzip().zip_stat_index(za.get(), static_cast<zip_uint64_t>(i), 0, &st) != 0 ||
         !(st.valid & ZIP_STAT_NAME))
       fail("cannot read the directory entry of member " + std::to_string(i), where);
     std::string member = st.name;

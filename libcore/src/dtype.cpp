@@ -1,5 +1,7 @@
 #include "nnkit/dtype.hpp"
 
+#include <immintrin.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -72,8 +74,9 @@ std::uint16_t float_to_half(float f) {
   std::memcpy(&x, &f, 4);
   const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
   const std::uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u)  // inf or nan (keep nan quiet and non-zero)
-    return sign | (absx > 0x7f800000u ? 0x7e00u : 0x7c00u);
+  if (absx > 0x7f800000u)  // nan: quiet, with the top of the payload, as F16C does
+    return sign | 0x7e00u | static_cast<std::uint16_t>((absx & 0x7fffffu) >> 13);
+  if (absx == 0x7f800000u) return sign | 0x7c00u;
   if (absx >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65520: overflow to inf
   if (absx < 0x38800000u) {                          // below the smallest normal half
     if (absx < 0x33000000u) return sign;             // < 2^-25 rounds to zero
@@ -90,6 +93,42 @@ std::uint16_t float_to_half(float f) {
   const std::uint32_t rem = absx & 0x1fffu;
   if (rem > 0x1000u || (rem == 0x1000u && (q & 1u))) ++q;  // may carry into the exponent: correct
   return sign | static_cast<std::uint16_t>(q);
+}
+
+namespace {
+
+__attribute__((target("f16c,avx"))) void halves_to_floats_f16c(const std::uint16_t* in, float* out,
+                                                                std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  for (; i < n; ++i) out[i] = half_to_float(in[i]);
+}
+
+__attribute__((target("f16c,avx"))) void floats_to_halves_f16c(const float* in, std::uint16_t* out,
+                                                                std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) out[i] = float_to_half(in[i]);
+}
+
+bool have_f16c() {
+  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return yes;
+}
+
+}  // namespace
+
+void halves_to_floats(const std::uint16_t* in, float* out, std::int64_t n) {
+  if (have_f16c()) return halves_to_floats_f16c(in, out, n);
+  for (std::int64_t i = 0; i < n; ++i) out[i] = half_to_float(in[i]);
+}
+
+void floats_to_halves(const float* in, std::uint16_t* out, std::int64_t n) {
+  if (have_f16c()) return floats_to_halves_f16c(in, out, n);
+  for (std::int64_t i = 0; i < n; ++i) out[i] = float_to_half(in[i]);
 }
 
 }  // namespace nnkit

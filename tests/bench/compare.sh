@@ -60,6 +60,12 @@ t_ours=$(best "$bin/tensor-cat --axis 1 $work/mat.npy $work/mat.npy > /dev/null"
 t_peer=$(best "$py -c \"import sys, numpy as np; a=np.load('$work/mat.npy'); np.save(sys.stdout.buffer, np.concatenate([a, a], axis=1))\" > /dev/null")
 row tensor-cat "two arrays along axis 1" "$t_ours" "$t_peer"
 
+# No receptive-field library in Debian: the peer is the same recurrence in plain Python.
+"$py" "$root/tests/bench/rf_peer.py" --chain 10000 > "$work/chain.net"
+t_ours=$(best "$bin/rf-calc $work/chain.net --to csv > /dev/null")
+t_peer=$(best "$py $root/tests/bench/rf_peer.py $work/chain.net > /dev/null")
+row rf-calc "10,000-layer chain (vs Python)" "$t_ours" "$t_peer"
+
 # Start-up: median of 101 runs of --version.
 startup() {
   local ts=()
@@ -75,3 +81,4 @@ echo "npy pipe throughput: $gbps GB/s (target >= 1 GB/s)"
 echo
 echo "Micro-benchmarks (Google Benchmark):"
 "$build/nnkit_bench_io" --benchmark_min_time=0.2 2>/dev/null | tail -n +4
+

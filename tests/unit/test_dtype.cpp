@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "nnkit/dtype.hpp"
 
@@ -80,4 +81,32 @@ TEST(DType, EveryHalfRoundTripsThroughFloat) {
 TEST(DType, Bf16Widening) {
   EXPECT_EQ(bf16_to_float(0x3f80), 1.0f);
   EXPECT_EQ(bf16_to_float(0xc040), -3.0f);
+}
+
+// The array conversions (F16C where the CPU has it) agree bit for bit with
+// the scalar ones, over every half value and a sweep of floats incl. ties.
+TEST(DType, ArrayConversionsMatchScalar) {
+  std::vector<std::uint16_t> h(0x10000);
+  for (std::uint32_t i = 0; i < 0x10000; ++i) h[i] = static_cast<std::uint16_t>(i);
+  std::vector<float> f(h.size());
+  halves_to_floats(h.data(), f.data(), static_cast<std::int64_t>(h.size()));
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const float s = half_to_float(h[i]);
+    if (std::isnan(s)) {  // F16C quiets signalling NaNs; a NaN stays a NaN
+      ASSERT_TRUE(std::isnan(f[i])) << i;
+      continue;
+    }
+    ASSERT_EQ(std::memcmp(&s, &f[i], 4), 0) << i;
+  }
+  std::vector<float> x;
+  for (std::uint32_t bits = 0; bits < 0xffffffffu - 0x10000; bits += 0x1003) {  // ~1M floats
+    float v;
+    std::memcpy(&v, &bits, 4);
+    x.push_back(v);
+  }
+  for (float tie : {1.0f + std::ldexp(1.0f, -11), 65520.0f, std::ldexp(1.0f, -25), std::ldexp(3.0f, -25)})
+    x.push_back(tie);
+  std::vector<std::uint16_t> out(x.size());
+  floats_to_halves(x.data(), out.data(), static_cast<std::int64_t>(x.size()));
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_EQ(out[i], float_to_half(x[i])) << x[i];
 }

@@ -46,6 +46,11 @@ template <class T> inline constexpr DType dtype_of_v = dtype_of<T>::value;
 struct half_bits { std::uint16_t bits; };
 float half_to_float(std::uint16_t h);
 std::uint16_t float_to_half(float f);
+// Whole arrays, with the F16C instructions when the CPU has them: the same
+// results bit for bit (both round to nearest even), except that F16C makes a
+// signalling NaN quiet.
+void halves_to_floats(const std::uint16_t* in, float* out, std::int64_t n);
+void floats_to_halves(const float* in, std::uint16_t* out, std::int64_t n);
 // bfloat16 (safetensors "BF16") widened to float32.
 inline float bf16_to_float(std::uint16_t b) {
   std::uint32_t u = static_cast<std::uint32_t>(b) << 16;

@@ -69,9 +69,9 @@ class Rational {
 };
 
 enum class Op {
-  input,          // the network input (layer 0, never written)
-  conv,           // convolution (also depthwise, grouped: channels do not matter)
-  maxpool,        // pooling windows: same arithmetic as conv
+  input,    // the network input (layer 0, never written)
+  conv,     // convolution (also depthwise, grouped: channels do not matter)
+  maxpool,  // pooling windows: same arithmetic as conv
   avgpool,
   deconv,         // transposed convolution
   upsample,       // nearest or bilinear (align_corners=False), integer factor
@@ -101,8 +101,8 @@ struct Layer {
 };
 
 struct Network {
-  std::string source;         // where the description came from, for messages
-  std::vector<Layer> layers;  // layers[0] is the input; the others in file order
+  std::string source;                                  // where the description came from, for messages
+  std::vector<Layer> layers;                           // layers[0] is the input; the others in file order
   std::unordered_map<std::string, std::size_t> index;  // name -> position in layers
   // Position of the layer called name, or nullopt.
   std::optional<std::size_t> find(const std::string& name) const;
