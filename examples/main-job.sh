@@ -36,9 +36,15 @@ fi
 #    and the image box of every unit of its layer3, summarised.
 rf-calc --model resnet50 --input-size 224 --to txt | tail -n 3
 rf-calc --model resnet50 --input-size 224 -o "$out/resnet50_rf.json"
-rf-calc --model resnet50 --input-size 224 --layer layer3 --boxes --clip -o "$out/layer3_boxes.npy"
+rf-calc --model resnet50 --input-size 224 --layer layer3 --boxes --clip -o "$out/layer3_boxes.npy" "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy"
 
-# 6. Summaries: a table on stdout, JSON and CSV beside the results.
+# 6. Rotary position embeddings: the 120 points as a sequence of 2-channel
+#    tokens, rotated by position (and undone again), plus a cos/sin table.
+rope-embed --base 100 "$out/points.npy" -o "$out/rotated.npy"
+rope-embed --base 100 --inverse "$out/rotated.npy" -o "$out/unrotated.npy"
+rope-embed --emit cos-sin --seq-len 16 --rotary-dim 8 -o "$out/rope_tables.npy"
+
+# 7. Summaries: a table on stdout, JSON and CSV beside the results.
 tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"

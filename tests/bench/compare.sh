@@ -82,3 +82,10 @@ echo
 echo "Micro-benchmarks (Google Benchmark):"
 "$build/nnkit_bench_io" --benchmark_min_time=0.2 2>/dev/null | tail -n +4
 
+# rope-embed: [32 heads, 4096 tokens, 128 dims] float32 against PyTorch's
+# (transformers') computation on the same threads, and against a copy of the
+# same bytes (the bandwidth bound).
+echo
+echo "rope-embed vs PyTorch, $(nproc) threads:"
+"$build/nnkit_bench_rope" --benchmark_min_time=0.2 --benchmark_format=json >"$work/rope.json" 2>/dev/null
+"$py" "$root/tests/bench/rope_peer.py" --threads "$(nproc)" --ours "$work/rope.json"
