@@ -36,7 +36,7 @@ fi
 #    and the image box of every unit of its layer3, summarised.
 rf-calc --model resnet50 --input-size 224 --to txt | tail -n 3
 rf-calc --model resnet50 --input-size 224 -o "$out/resnet50_rf.json"
-rf-calc --model resnet50 --input-size 224 --layer layer3 --boxes --clip -o "$out/layer3_boxes.npy" "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy"
+rf-calc --model resnet50 --input-size 224 --layer layer3 --boxes --clip -o "$out/layer3_boxes.npy"
 
 # 6. Rotary position embeddings: the 120 points as a sequence of 2-channel
 #    tokens, rotated by position (and undone again), plus a cos/sin table.
@@ -44,8 +44,22 @@ rope-embed --base 100 "$out/points.npy" -o "$out/rotated.npy"
 rope-embed --base 100 --inverse "$out/rotated.npy" -o "$out/unrotated.npy"
 rope-embed --emit cos-sin --seq-len 16 --rotary-dim 8 -o "$out/rope_tables.npy"
 
-# 7. Summaries: a table on stdout, JSON and CSV beside the results.
-tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy"
+# 7. Box overlaps: which layer3 units see nearly the same image region
+#    (sparse IoU >= 0.5), then NMS over those boxes, scored by their x1.
+iou --min-iou 0.5 --sparse "$out/layer3_boxes.npy" -o "$out/layer3_overlaps.npy"
+tensor-split --part 0/4 --axis 1 "$out/layer3_boxes.npy" | tensor-convert --reshape -1 -o "$out/layer3_scores.npy"
+nms "$out/layer3_boxes.npy" "$out/layer3_scores.npy" --iou-threshold 0.5 -o "$out/layer3_kept.npy"
+
+# 8. CLIP scores and retrieval recall on the shipped embeddings.
+clip-score "$here/clip/images.npy" "$here/clip/candidates.npy" --mean --to json -o "$out/clipscore.json"
+clip-score --mode retrieval "$here/clip/images.npy" "$here/clip/candidates.npy" \
+  --to json -o "$out/retrieval.json"
+cat "$out/clipscore.json" "$out/retrieval.json"
+
+# 9. Summaries: a table on stdout, JSON and CSV beside the results.
+tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy" \
+  "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy" \
+  "$out/layer3_overlaps.npy" "$out/layer3_kept.npy"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"
 echo "main-job: sharded result equals the unsharded one; results in $out"

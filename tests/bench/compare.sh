@@ -89,3 +89,59 @@ echo
 echo "rope-embed vs PyTorch, $(nproc) threads:"
 "$build/nnkit_bench_rope" --benchmark_min_time=0.2 --benchmark_format=json >"$work/rope.json" 2>/dev/null
 "$py" "$root/tests/bench/rope_peer.py" --threads "$(nproc)" --ours "$work/rope.json"
+
+# iou and nms: the cases of bench_boxes.cpp (BM_Peer*: 4000 x 4000 IoU and
+# GIoU, NMS of 100,000 boxes) against torchvision's CPU time for the same
+# boxes on the same threads (boxes_peer.py), and the dense output rate
+# against a memcpy of the same 64 MB.
+echo
+echo "iou and nms vs torchvision, $(nproc) threads (best of 5, in-process times):"
+"$build/nnkit_bench_boxes" --threads="$(nproc)" --benchmark_filter='BM_Peer|BM_Memcpy' \
+  --benchmark_repetitions=5 --benchmark_format=csv >"$work/boxes.csv" 2>/dev/null
+peer=$("$py" "$root/tests/bench/boxes_peer.py" --threads "$(nproc)" 2>/dev/null) || peer=""
+ours_s() { awk -F, -v n="\"$1/real_time\"" '$1 == n { t = $3 / 1000; if (b == "" || t < b) b = t } END { print b }' "$work/boxes.csv"; }
+rate() { awk -F, -v n="\"$1/real_time\"" '$1 == n && $6 > b { b = $6 } END { printf "%.2f", b / 1e9 }' "$work/boxes.csv"; }
+for c in "iou|iou 4000 x 4000 pairwise|BM_PeerIoU/4000|iou_4000" \
+         "iou|giou 4000 x 4000 pairwise|BM_PeerGIoU/4000|giou_4000" \
+         "nms|100,000 boxes, IoU > 0.5|BM_PeerNms/100000|nms_100000"; do
+  IFS='|' read -r tool what bench key <<<"$c"
+  t_ours=$(ours_s "$bench")
+  t_peer=$(awk -v k="$key" '$1 == k { print $2 }' <<<"$peer")
+  if [ -n "$t_peer" ]; then
+    row "$tool" "$what" "$t_ours" "$t_peer"
+  else
+    printf '%-16s %-34s %10.3f s %12s\n' "$tool" "$what" "$t_ours" "torchvision not installed"
+  fi
+done
+echo "iou dense output: $(rate BM_PeerIoU/4000) GB/s written; memcpy of the same size:" \
+  "$(rate BM_Memcpy/0) GB/s on one thread, $(rate BM_Memcpy/1) GB/s on all"
+
+# clip-score: 20,000 x 20,000 x 512 similarity and recall@{1,5,10} both ways
+# against PyTorch on the same threads (clip_peer.py; whole commands, best of 3,
+# so `import torch` counts against PyTorch as start-up counts against us), and
+# the matrix part's rate against one plain 2-D cblas_sgemm of the same shape
+# on all threads (bench_clip.cpp; target >= 70%).
+echo
+echo "clip-score vs PyTorch, $(nproc) threads:"
+"$py" -c "import numpy as np; r = np.random.default_rng(5); a = r.standard_normal((20000, 512), dtype=np.float32)
+np.save('$work/clip_img.npy', a); np.save('$work/clip_txt.npy', a + 5 * r.standard_normal(a.shape, dtype=np.float32))"
+t_ours=$(best "$bin/clip-score --mode retrieval --k 1,5,10 $work/clip_img.npy $work/clip_txt.npy")
+if "$py" -c 'import torch' 2>/dev/null; then
+  t_peer=$(best "$py $root/tests/bench/clip_peer.py $work/clip_img.npy $work/clip_txt.npy $(nproc)")
+  row clip-score "retrieval 20000^2 x 512, R@1/5/10" "$t_ours" "$t_peer"
+else
+  printf '%-16s %-34s %10.3f s %12s\n' clip-score "retrieval 20000^2 x 512, R@1/5/10" "$t_ours" "PyTorch not installed"
+fi
+"$build/nnkit_bench_clip" --benchmark_filter='BM_Sgemm/20000|BM_RetrievalRanks/20000/' --benchmark_repetitions=3 \
+  --benchmark_format=json >"$work/clip.json" 2>/dev/null
+"$py" - "$work/clip.json" <<'PY'
+import json, sys
+best = {}
+for b in json.load(open(sys.argv[1]))["benchmarks"]:
+    if b.get("run_type") == "iteration":
+        best[b["run_name"]] = max(best.get(b["run_name"], 0), b["GFLOP/s"])
+sgemm = best.get("BM_Sgemm/20000/real_time", 0)
+ours = best.get("BM_RetrievalRanks/20000/512/real_time", 0)
+print("clip-score matrix part: %.1f GFLOP/s streamed with recall; plain cblas_sgemm: %.1f GFLOP/s (%.0f%%, target >= 70%%)"
+      % (ours, sgemm, 100 * ours / sgemm if sgemm else 0))
+PY
