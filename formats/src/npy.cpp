@@ -247,7 +247,6 @@ void normalise(std::byte* p, std::int64_t n, const Header& h) {
   }
 }
 
-std::string header_bytes(const Header& h);
 
 }  // namespace
 
@@ -334,7 +333,6 @@ std::optional<Tensor> read_next(Input& in) {
   return read(in);
 }
 
-namespace {
 std::string header_bytes(const Header& h) {
   const std::string dict = format_header_text(h);
   // Pad with spaces and a newline so the data starts 64-byte aligned, as numpy
@@ -358,7 +356,6 @@ std::string header_bytes(const Header& h) {
   for (std::size_t i = 0; i < len_bytes; ++i) out += static_cast<char>((n >> (8 * i)) & 0xff);
   return out + text;
 }
-}  // namespace
 
 namespace {
 Header header_of(const Tensor& t) {

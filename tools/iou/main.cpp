@@ -12,25 +12,6 @@ using namespace nnkit;
 
 namespace {
 
-// The .npy (1.0) header of a little-endian C-order array, padded so the data
-// starts 64-byte aligned as numpy writes it: the data can then follow in
-// blocks, without the whole array in memory.
-std::string npy_header(DType dtype, const Shape& shape) {
-  npy::Header h;
-  h.dtype = dtype;
-  h.shape = shape;
-  std::string dict = npy::format_header_text(h);
-  const std::size_t unpadded = npy::magic_size + 4 + dict.size() + 1;
-  dict.append((64 - unpadded % 64) % 64, ' ');
-  dict += '\n';
-  std::string out(npy::magic, npy::magic_size);
-  out += '\x01';
-  out += '\0';
-  out += static_cast<char>(dict.size() & 0xff);
-  out += static_cast<char>(dict.size() >> 8);
-  return out + dict;
-}
-
 struct Named {
   Tensor t;
   std::string name;
@@ -189,7 +170,7 @@ int main(int argc, char** argv) {
         shape.push_back(layout.m);
         if (f == Format::npy) {
           // Header first, then the rows block by block.
-          out.write(npy_header(dt, shape));
+          out.write(npy::header_bytes({dt, false, false, shape}));
           Progress progress("iou", layout.batches * layout.n, t.quiet());
           std::int64_t done = 0;
           boxes::pairwise_stream<T>(sa, sb, layout, metric, [&](const T* rows, std::int64_t count) {

@@ -27,6 +27,10 @@ struct Header {
 // Parses the dict text of a header ("{'descr': '<f4', ...}"); data error if bad.
 Header parse_header_text(const std::string& text);
 std::string format_header_text(const Header& h);
+// The complete header (magic, version, length, padded dict) as nnkit writes
+// it: version 1.0 unless the dict needs 2.0, data 64-byte aligned. Tools that
+// stream an array's data in blocks write this first.
+std::string header_bytes(const Header& h);
 
 // Reads one array. The input must start at a magic string.
 Tensor read(Input& in);
