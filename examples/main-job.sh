@@ -56,10 +56,31 @@ clip-score --mode retrieval "$here/clip/images.npy" "$here/clip/candidates.npy" 
   --to json -o "$out/retrieval.json"
 cat "$out/clipscore.json" "$out/retrieval.json"
 
-# 9. Summaries: a table on stdout, JSON and CSV beside the results.
+# 9. Diffusion sampling: the embedded Gaussian-mixture model (exact) and the
+#    shipped moons MLP, 2,000 samples each, in two shards merged as one run.
+ddim-sample -n 2000 --seed 0 -o "$out/gmm_samples.npy"
+for k in 0 1; do
+  ddim-sample --model "$here/models/moons.safetensors" -n 2000 --seed 0 --shard $k/2 \
+    -o "$out/moons_part$k.npy"
+done
+tensor-cat "$out/moons_part0.npy" "$out/moons_part1.npy" -o "$out/moons_samples.npy"
+ddim-sample --model "$here/models/moons.safetensors" -n 2000 --seed 0 -o "$out/moons_unsharded.npy"
+cmp -s "$out/moons_samples.npy" "$out/moons_unsharded.npy" ||
+  { echo "main-job: sharded sampling differs from the unsharded run" >&2; exit 1; }
+
+# 10. Pictures: the samples, the IoU values, the RoPE table.
+tensor-plot --kind scatter "$out/gmm_samples.npy" "$out/moons_samples.npy" --title "DDIM samples" \
+  -o "$out/samples.png"
+tensor-convert --key 1 "$out/layer3_overlaps.npy" | tensor-plot --kind hist --title "layer3 IoU >= 0.5" \
+  -o "$out/overlaps.png"
+tensor-convert --key 0 "$out/rope_tables.npy" | tensor-plot --kind heatmap --title "RoPE cos" \
+  -o "$out/rope_cos.png"
+
+# 11. Summaries: a table on stdout, JSON and CSV beside the results.
 tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy" \
   "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy" \
-  "$out/layer3_overlaps.npy" "$out/layer3_kept.npy"
+  "$out/layer3_overlaps.npy" "$out/layer3_kept.npy" "$out/gmm_samples.npy" "$out/moons_samples.npy" \
+  "$out/samples.png"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"
 echo "main-job: sharded result equals the unsharded one; results in $out"

@@ -145,3 +145,26 @@ ours = best.get("BM_RetrievalRanks/20000/512/real_time", 0)
 print("clip-score matrix part: %.1f GFLOP/s streamed with recall; plain cblas_sgemm: %.1f GFLOP/s (%.0f%%, target >= 70%%)"
       % (ours, sgemm, 100 * ours / sgemm if sgemm else 0))
 PY
+
+# tensor-plot: no matplotlib for /usr/bin/python3 (it is not in the install script).
+"$py" -c "import numpy as np; np.save('$work/pts.npy', np.random.default_rng(3).standard_normal((1000000, 2), dtype=np.float32))"
+t_ours=$(best "$bin/tensor-plot -k scatter $work/pts.npy -o $work/pts.png")
+if "$py" -c 'import matplotlib' 2>/dev/null; then
+  t_peer=$(best "$py -c \"import numpy as np, matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt; a=np.load('$work/pts.npy'); plt.figure(figsize=(6.4,4.8)); plt.scatter(a[:,0], a[:,1], s=4); plt.savefig('$work/peer.png', dpi=100)\"")
+  row tensor-plot "scatter of 1M points to PNG" "$t_ours" "$t_peer"
+else
+  printf '%-16s %-34s %10.3f s %12s\n' tensor-plot "scatter of 1M points to PNG" "$t_ours" "matplotlib not installed"
+fi
+
+# ddim-sample: the shipped moons MLP, N = 100,000 2-D samples, 50 DDIM steps,
+# against the same sampler and MLP in PyTorch (ddim_peer.py) on the same threads.
+echo
+echo "ddim-sample vs PyTorch, $(nproc) threads (in-process times):"
+t_ours=$("$build/nnkit_bench_diffusion" --threads="$(nproc)" --benchmark_filter='BM_PeerDdim' \
+  --benchmark_format=csv 2>/dev/null | awk -F, '/BM_PeerDdim/ { printf "%.3f", $3 / 1000 }')
+t_peer=$("$py" "$root/tests/bench/ddim_peer.py" --threads "$(nproc)" 2>/dev/null | awk '{ print $2 }') || t_peer=""
+if [ -n "$t_peer" ]; then
+  row ddim-sample "moons MLP, 100,000 x 50 steps" "$t_ours" "$t_peer"
+else
+  printf '%-16s %-34s %10.3f s %12s\n' ddim-sample "moons MLP, 100,000 x 50 steps" "$t_ours" "torch not installed"
+fi
