@@ -43,4 +43,9 @@ echo "== one unit, and the boxes saved for numpy (np.load reads them)"
 rf-calc --model resnet50 --input-size 480x640 --layer layer3 --unit 7,20 --to txt
 rf-calc --model resnet50 --input-size 480x640 --layer layer3 --boxes --clip -o boxes.npy
 tensor-info boxes.npy
+
+echo "== units of layer3 that see all of an object at x 200-320, y 150-260"
+printf '200 150 320 260\n' > object.txt
+rf-calc --model resnet50 --input-size 480x640 --layer layer3 --boxes --clip |
+  iou --legacy-pixels --metric ioa object.txt - --min-iou 0.99 --sparse | tensor-info
 echo "outputs in $out"
