@@ -68,7 +68,15 @@ ddim-sample --model "$here/models/moons.safetensors" -n 2000 --seed 0 -o "$out/m
 cmp -s "$out/moons_samples.npy" "$out/moons_unsharded.npy" ||
   { echo "main-job: sharded sampling differs from the unsharded run" >&2; exit 1; }
 
-# 10. Pictures: the samples, the IoU values, the RoPE table.
+# 10. Vector quantization: a 3-code codebook of the points by k-means, their
+#     codes and reconstruction, and 64 codes for the moons samples.
+vq-train --k 3 --seed 0 -q "$out/points.npy" -o "$out/codebook3.npy"
+vq-encode --codebook "$out/codebook3.npy" "$out/points.npy" -o "$out/codes.npy" --stats-json "$out/vq_stats.json"
+vq-decode --codebook "$out/codebook3.npy" "$out/codes.npy" -o "$out/points_vq.npy"
+vq-train --k 64 --seed 0 -q "$out/moons_samples.npy" -o "$out/codebook64.npy"
+cat "$out/vq_stats.json"
+
+# 11. Pictures: the samples, the IoU values, the RoPE table.
 tensor-plot --kind scatter "$out/gmm_samples.npy" "$out/moons_samples.npy" --title "DDIM samples" \
   -o "$out/samples.png"
 tensor-convert --key 1 "$out/layer3_overlaps.npy" | tensor-plot --kind hist --title "layer3 IoU >= 0.5" \
@@ -76,11 +84,11 @@ tensor-convert --key 1 "$out/layer3_overlaps.npy" | tensor-plot --kind hist --ti
 tensor-convert --key 0 "$out/rope_tables.npy" | tensor-plot --kind heatmap --title "RoPE cos" \
   -o "$out/rope_cos.png"
 
-# 11. Summaries: a table on stdout, JSON and CSV beside the results.
+# 12. Summaries: a table on stdout, JSON and CSV beside the results.
 tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy" \
   "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy" \
   "$out/layer3_overlaps.npy" "$out/layer3_kept.npy" "$out/gmm_samples.npy" "$out/moons_samples.npy" \
-  "$out/samples.png"
+  "$out/samples.png" "$out/codebook3.npy" "$out/codes.npy" "$out/points_vq.npy" "$out/codebook64.npy"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"
 echo "main-job: sharded result equals the unsharded one; results in $out"

@@ -168,3 +168,14 @@ if [ -n "$t_peer" ]; then
 else
   printf '%-16s %-34s %10.3f s %12s\n' ddim-sample "moons MLP, 100,000 x 50 steps" "$t_ours" "torch not installed"
 fi
+
+# vq-encode / vq-train: N = 200,000 x D = 64 against K = 1,024 codes, and k-means
+# with 25 iterations, against faiss (vq_peer.py) on the same threads; without
+# python3-faiss only nnkit's figures are printed.
+echo
+echo "vq vs faiss, $(nproc) threads:"
+# SGEMM and encode repetitions are interleaved, so both see the same machine.
+"$build/nnkit_bench_vq" --benchmark_filter='Sgemm|Encode|Decode' --benchmark_repetitions=5 \
+  --benchmark_enable_random_interleaving=true --benchmark_format=json >"$work/vq.json" 2>/dev/null
+"$build/nnkit_bench_vq" --benchmark_filter='Kmeans' --benchmark_format=json >"$work/vq_kmeans.json" 2>/dev/null
+"$py" "$root/tests/bench/vq_peer.py" --threads "$(nproc)" --ours "$work/vq.json" --ours "$work/vq_kmeans.json"
