@@ -1,5 +1,6 @@
 #include "nnkit/dtype.hpp"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cmath>
@@ -114,8 +115,13 @@ __attribute__((target("f16c,avx"))) void floats_to_halves_f16c(const float* in, 
   for (; i < n; ++i) out[i] = float_to_half(in[i]);
 }
 
+// CPUID leaf 1 directly: clang before 16 does not know "f16c" as a
+// __builtin_cpu_supports feature name.
 bool have_f16c() {
-  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool yes = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C) && __builtin_cpu_supports("avx");
+  }();
   return yes;
 }
 
