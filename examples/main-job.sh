@@ -68,6 +68,16 @@ ddim-sample --model "$here/models/moons.safetensors" -n 2000 --seed 0 -o "$out/m
 cmp -s "$out/moons_samples.npy" "$out/moons_unsharded.npy" ||
   { echo "main-job: sharded sampling differs from the unsharded run" >&2; exit 1; }
 
+# 9b. Flow matching: the reflowed (2-rectified) moons model in 2 Euler steps
+#     and RK4, the exact log-likelihood of the gmm samples under their own
+#     model, and a NICE coupling flow sampled exactly.
+flow-sample --model "$here/models/rf2_moons.safetensors" -n 2000 --seed 0 --solver euler --steps 2 \
+  -o "$out/flow2_samples.npy"
+flow-sample --model "$here/models/rf2_moons.safetensors" -n 2000 --seed 0 --solver rk4 --steps 20 \
+  -o "$out/flow_rk4_samples.npy"
+flow-sample --log-prob "$out/gmm_samples.npy" -o "$out/gmm_logprob.npy"
+flow-sample --model "$here/models/nice_moons.safetensors" -n 2000 --seed 0 -o "$out/nice_samples.npy"
+
 # 10. Vector quantization: a 3-code codebook of the points by k-means, their
 #     codes and reconstruction, and 64 codes for the moons samples.
 vq-train --k 3 --seed 0 -q "$out/points.npy" -o "$out/codebook3.npy"
@@ -88,7 +98,8 @@ tensor-convert --key 0 "$out/rope_tables.npy" | tensor-plot --kind heatmap --tit
 tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_boxes.npy" \
   "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy" \
   "$out/layer3_overlaps.npy" "$out/layer3_kept.npy" "$out/gmm_samples.npy" "$out/moons_samples.npy" \
-  "$out/samples.png" "$out/codebook3.npy" "$out/codes.npy" "$out/points_vq.npy" "$out/codebook64.npy"
+  "$out/samples.png" "$out/flow2_samples.npy" "$out/flow_rk4_samples.npy" "$out/gmm_logprob.npy" \
+  "$out/nice_samples.npy" "$out/codebook3.npy" "$out/codes.npy" "$out/points_vq.npy" "$out/codebook64.npy"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"
 echo "main-job: sharded result equals the unsharded one; results in $out"

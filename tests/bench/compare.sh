@@ -179,3 +179,22 @@ echo "vq vs faiss, $(nproc) threads:"
   --benchmark_enable_random_interleaving=true --benchmark_format=json >"$work/vq.json" 2>/dev/null
 "$build/nnkit_bench_vq" --benchmark_filter='Kmeans' --benchmark_format=json >"$work/vq_kmeans.json" 2>/dev/null
 "$py" "$root/tests/bench/vq_peer.py" --threads "$(nproc)" --ours "$work/vq.json" --ours "$work/vq_kmeans.json"
+
+# flow-sample: the shipped 1-rectified moons model, N = 100,000 2-D samples,
+# 50 Euler and 50 RK4 steps, against the same loops and MLP in PyTorch
+# (flow_peer.py) on the same threads.
+echo
+echo "flow-sample vs PyTorch, $(nproc) threads (in-process times):"
+"$build/nnkit_bench_flow" --threads="$(nproc)" --benchmark_filter='BM_PeerFlow' --benchmark_format=csv \
+  2>/dev/null >"$work/flow.csv"
+peer=$("$py" "$root/tests/bench/flow_peer.py" --threads "$(nproc)" 2>/dev/null) || peer=""
+for s in Euler Rk4; do
+  t_ours=$(awk -F, -v b="BM_PeerFlow$s" '$1 ~ b { printf "%.3f", $3 / 1000 }' "$work/flow.csv")
+  key=$(echo "$s" | tr 'A-Z' 'a-z')
+  t_peer=$(echo "$peer" | awk -v k="${key}_100000" '$1 == k { print $2 }')
+  if [ -n "$t_peer" ]; then
+    row flow-sample "rf moons MLP, 100,000 x 50 $key" "$t_ours" "$t_peer"
+  else
+    printf '%-16s %-34s %10.3f s %12s\n' flow-sample "rf moons MLP, 100,000 x 50 $key" "$t_ours" "torch not installed"
+  fi
+done

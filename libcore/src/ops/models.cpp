@@ -464,7 +464,7 @@ std::unique_ptr<Model> from_tensors(const std::vector<NamedTensor>& tensors,
                                     const std::map<std::string, std::string>& metadata, const std::string& where) {
   const Meta meta(metadata, where);
   if (!meta.has("kind"))
-    throw_data("model " + where + ": no \"kind\" in the safetensors __metadata__ (want gmm or mlp)");
+    throw_data("model " + where + ": no \"kind\" in the safetensors __metadata__ (want gmm, mlp, nice or realnvp)");
   const std::string kind = meta.str("kind", "");
   std::unique_ptr<Model> model;
   if (kind == "gmm") {
@@ -517,9 +517,9 @@ std::unique_ptr<Model> from_tensors(const std::vector<NamedTensor>& tensors,
     mlp->set_output(output_of(meta, "epsilon"));
     model = std::move(mlp);
   } else if (kind == "nice" || kind == "realnvp") {
-    throw_data("model " + where + ": kind '" + kind + "' is a coupling flow: sample it with flow-sample");
+    model = coupling_from_tensors(tensors, metadata, where);  // flow.cpp
   } else {
-    throw_data("model " + where + ": unknown kind " + in_quotes(kind) + " (want gmm or mlp)");
+    throw_data("model " + where + ": unknown kind " + in_quotes(kind) + " (want gmm, mlp, nice or realnvp)");
   }
   model->metadata_ = metadata;
   model->sample_shape_ = sample_shape_of(meta, model->dim());

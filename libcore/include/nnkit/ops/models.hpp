@@ -156,6 +156,11 @@ class Mlp : public Model {
 // data errors naming the tensor or key.
 std::unique_ptr<Model> from_tensors(const std::vector<NamedTensor>& tensors,
                                     const std::map<std::string, std::string>& metadata, const std::string& where);
+// The coupling flows (kinds nice and realnvp, nnkit/ops/flow.hpp; defined in
+// flow.cpp): data errors as from_tensors.
+std::unique_ptr<Model> coupling_from_tensors(const std::vector<NamedTensor>& tensors,
+                                             const std::map<std::string, std::string>& metadata,
+                                             const std::string& where);
 // model.predict over n rows on up to thread_count() threads: blocks of rows,
 // each one single-threaded SGEMM chain (OpenBLAS's own threads are paused
 // meanwhile). Results do not depend on the thread count.
