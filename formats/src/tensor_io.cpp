@@ -1,5 +1,6 @@
 #include "nnkit/formats/tensor_io.hpp"
 
+#include <cmath>
 #include <cstring>
 
 #include "nnkit/formats/json.hpp"
@@ -101,6 +102,18 @@ Tensor read_one_tensor(Input& in) {
   if (all.size() != 1)
     throw_data("expected one tensor in " + in.name() + ", found " + std::to_string(all.size()));
   return std::move(all.front().tensor);
+}
+
+Tensor read_finite_rows(const std::string& path, const std::string& what) {
+  Input in = Input::open(path);
+  Tensor t = read_one_tensor(in);
+  if (t.ndim() < 1) throw_data(what + " " + in.name() + " is a scalar, want [N, ...]");
+  t = t.astype(DType::f4);
+  const float* p = t.data<float>();
+  for (std::int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(p[i]))
+      throw_data(what + " " + in.name() + " has a non-finite value at element " + std::to_string(i));
+  return t;
 }
 
 void write_tensors(Output& out, Format f, const std::vector<NamedTensor>& tensors,

@@ -27,19 +27,7 @@ std::unique_ptr<models::Model> load_model(const std::string& path) {
   return models::from_tensors(f.tensors, f.metadata, in.name());
 }
 
-Tensor read_rows(const std::string& path, const char* what) {
-  Input in = Input::open(path);
-  Tensor t = read_one_tensor(in);
-  if (t.ndim() < 1) throw_data(std::string(what) + " " + in.name() + " is a scalar, want [N, ...]");
-  if (!is_float(t.dtype()) && !is_signed_int(t.dtype()) && !is_unsigned_int(t.dtype()))
-    throw_data(std::string(what) + " " + in.name() + " is not numeric");
-  t = t.astype(DType::f4);
-  const float* p = t.data<float>();
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(p[i]))
-      throw_data(std::string(what) + " " + in.name() + " has a non-finite value at element " + std::to_string(i));
-  return t;
-}
+Tensor read_rows(const std::string& path, const char* what) { return read_finite_rows(path, what); }
 
 // [N, H, W, C] in [-1, 1] as one 8-bit image: a grid of ceil(sqrt(N)) columns.
 Tensor image_grid(const Tensor& x) {

@@ -44,18 +44,9 @@ Loaded load_model(const std::string& path) {
 }
 
 Tensor read_rows(const std::string& path, const char* what, std::int64_t dim, const Shape& sample_shape) {
-  Input in = Input::open(path);
-  Tensor t = read_one_tensor(in);
-  if (t.ndim() < 1) throw_data(std::string(what) + " " + in.name() + " is a scalar, want [N, ...]");
-  if (!is_float(t.dtype()) && !is_signed_int(t.dtype()) && !is_unsigned_int(t.dtype()))
-    throw_data(std::string(what) + " " + in.name() + " is not numeric");
-  t = t.astype(DType::f4);
-  const float* p = t.data<float>();
-  for (std::int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(p[i]))
-      throw_data(std::string(what) + " " + in.name() + " has a non-finite value at element " + std::to_string(i));
+  Tensor t = read_finite_rows(path, what);
   if (t.dim(0) > 0 && t.numel() / t.dim(0) != dim)
-    throw_data(std::string(what) + " " + in.name() + " has rows " + shape_str(Shape(t.shape().begin() + 1, t.shape().end())) +
+    throw_data(std::string(what) + " " + (path == "-" ? "<stdin>" : path) + " has rows " + shape_str(Shape(t.shape().begin() + 1, t.shape().end())) +
                ", the model wants " + shape_str(sample_shape));
   return t;
 }

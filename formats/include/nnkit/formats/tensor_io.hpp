@@ -35,6 +35,9 @@ void for_each_tensor(Input& in, const std::function<void(NamedTensor&&)>& fn,
 std::vector<NamedTensor> read_tensors(Input& in, const ReadOptions& opt = {});
 // Exactly one tensor (data error naming the input otherwise).
 Tensor read_one_tensor(Input& in);
+// The one tensor of path as float32 rows [N, ...]: rank >= 1 and every value
+// finite, else a data error that names `what` and the input.
+Tensor read_finite_rows(const std::string& path, const std::string& what);
 
 struct WriteOptions {
   int precision = -1;  // text: -1 round-trips the dtype
