@@ -8,6 +8,8 @@
 // wants the same columns in every row.)
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -192,20 +194,4 @@ static void BM_NmsBatchedAndSoft(benchmark::State& state) {
 }
 BENCHMARK(BM_NmsBatchedAndSoft)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-int main(int argc, char** argv) {
-  int threads = 0;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0)
-      threads = std::atoi(argv[i] + 10);
-    else
-      rest.push_back(argv[i]);
-  }
-  set_threads(threads);
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::AddCustomContext("nnkit_threads", std::to_string(thread_count()));
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+NNKIT_BENCHMARK_MAIN_WITH_THREADS()

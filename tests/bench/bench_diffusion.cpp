@@ -3,6 +3,8 @@
 // case tests/bench/ddim_peer.py runs in PyTorch), and the exact mixture.
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <string>
 
 #include "nnkit/formats/safetensors.hpp"
@@ -73,20 +75,4 @@ BENCHMARK(BM_GmmDdim)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime()
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // --threads=N (as the peer's torch.set_num_threads), before Google Benchmark's flags.
-  int threads = 0;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--threads=", 0) == 0)
-      threads = std::stoi(a.substr(10));
-    else
-      rest.push_back(argv[i]);
-  }
-  set_threads(threads);
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
-}
+NNKIT_BENCHMARK_MAIN_WITH_THREADS()

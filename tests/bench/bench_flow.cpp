@@ -4,6 +4,8 @@
 // exact-divergence log-likelihood.
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
+
 #include <string>
 
 #include "nnkit/formats/safetensors.hpp"
@@ -84,20 +86,4 @@ BENCHMARK(BM_LogProbExact)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTi
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // --threads=N (as the peer's torch.set_num_threads), before Google Benchmark's flags.
-  int threads = 0;
-  std::vector<char*> rest;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a.rfind("--threads=", 0) == 0)
-      threads = std::stoi(a.substr(10));
-    else
-      rest.push_back(argv[i]);
-  }
-  set_threads(threads);
-  int n = static_cast<int>(rest.size());
-  benchmark::Initialize(&n, rest.data());
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
-}
+NNKIT_BENCHMARK_MAIN_WITH_THREADS()
