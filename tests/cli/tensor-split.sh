@@ -134,6 +134,15 @@ run "$CAT" "$O"/shard_0.npy "$O"/shard_1.npy "$O"/shard_2.npy "$O"/shard_3.npy -
 expect_ok "tensor-cat of the shard files"
 expect_file_eq "$O/back.npy" "$D/len10.npy" "tensor-cat of the shard files gives back the input"
 rm -f "$O"/*
+# More than 10 parts: the numbers are zero-padded, so a glob lists them in order.
+run "$SPLIT" --parts 12 --prefix "$O/shard_" "$D/big.npy"
+expect_ok "--parts 12 --prefix"
+files=$(cd "$O" && ls -A | tr '\n' ' ')
+[ "$files" = "$(printf 'shard_%02d.npy ' 0 1 2 3 4 5 6 7 8 9 10 11)" ] && pass || fail "--parts 12: files are '$files'"
+run "$CAT" "$O"/shard_*.npy -o "$O/back.npy"
+expect_ok "tensor-cat shard_*.npy"
+expect_file_eq "$O/back.npy" "$D/big.npy" "tensor-cat of the glob of 12 shard files gives back the input"
+rm -f "$O"/*
 run "$SPLIT" -n 3 --prefix "$O/part-" -a 1 --to txt "$D/r3.npy"
 expect_ok "-n 3 --prefix --to txt -a 1"
 files=$(cd "$O" && ls -A | tr '\n' ' ')

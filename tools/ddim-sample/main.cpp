@@ -141,8 +141,8 @@ int main(int argc, char** argv) {
       .example("ddim-sample -m m.safetensors --invert data.npy -o noise.npy && "
                "ddim-sample -m m.safetensors --init noise.npy -o back.npy",
                "invert data to noise and reconstruct it")
-      .example("ddim-sample -n 1000000 --shard $SLURM_ARRAY_TASK_ID/16 -o part$SLURM_ARRAY_TASK_ID.npy",
-               "one part of a job array; tensor-cat of the parts is the whole run");
+      .example("ddim-sample -n 1000000 --shard $SLURM_ARRAY_TASK_ID/16 -o part_$(printf %02d $SLURM_ARRAY_TASK_ID).npy",
+               "one part of a job array; tensor-cat part_*.npy (in order) is the whole run");
   return tool.run(argc, argv, [&](cli::Tool& t) {
     // Options first: a usage error wins over a missing file.
     const bool inverting = t.given("invert");

@@ -132,8 +132,8 @@ int main(int argc, char** argv) {
                "encode data to noise and decode it again")
       .example("flow-sample -m examples/models/rf_moons.safetensors --log-prob data.npy --solver rk4 -s 100",
                "log-likelihood of each row")
-      .example("flow-sample -n 1000000 --shard $SLURM_ARRAY_TASK_ID/16 -o part$SLURM_ARRAY_TASK_ID.npy",
-               "one part of a job array; tensor-cat of the parts is the whole run");
+      .example("flow-sample -n 1000000 --shard $SLURM_ARRAY_TASK_ID/16 -o part_$(printf %02d $SLURM_ARRAY_TASK_ID).npy",
+               "one part of a job array; tensor-cat part_*.npy (in order) is the whole run");
   return tool.run(argc, argv, [&](cli::Tool& t) {
     // Options first: a usage error wins over a missing file.
     const bool reversing = t.given("reverse"), scoring = t.given("log-prob");

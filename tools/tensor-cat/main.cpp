@@ -12,7 +12,7 @@ int main(int argc, char** argv) {
       .description(
           "Joins every tensor of every input, in order, along --axis (numpy.concatenate). An "
           "input may be a stream of several tensors, so 'cat part*.npy | tensor-cat' merges "
-          "shards. All tensors must share the dtype and every extent but the axis.")
+          "shards (name them so that the glob sorts them: part_07 before part_10). All tensors must share the dtype and every extent but the axis.")
       .option("axis,a", &axis, "A", "axis to join along; negative counts from the end")
       .example("tensor-cat a.npy b.npy -o ab.npy", "stack rows of a and b")
       .example("tensor-cat --axis -1 x.npy y.npy", "join along the last axis")

@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
           "input is split the same way, so a part of a stream is a stream of parts. "
           "tensor-cat of all parts in order gives back the input.")
       .option("parts,n", &parts, "N",
-              "write all N parts: to files PREFIX0.npy ... with --prefix, else as an N-tensor "
-              "stream to -o")
+              "write all N parts: to files PREFIX0.npy ... with --prefix (numbers zero-padded to "
+              "the width of N-1, so that a shell glob lists them in order), else as an N-tensor stream to -o")
       .option("part,p", &part, "K/N", "write only part K (0-based) of N")
       .option("prefix", &prefix, "PREFIX",
               "file name prefix for --parts; the extension follows --to (default npy)",
@@ -66,8 +66,11 @@ int main(int argc, char** argv) {
     // renamed into place only when all of them succeeded.
     const Format f = t.to_format().empty() ? Format::npy : parse_format(t.to_format());
     std::vector<Output> outs;
+    const std::size_t width = std::to_string(parts - 1).size();
     for (long long k = 0; k < parts; ++k) {
-      outs.push_back(Output::open(prefix + std::to_string(k) + "." + format_name(f)));
+      std::string number = std::to_string(k);
+      number.insert(0, width - number.size(), '0');  // shard_07 sorts before shard_10 in a glob
+      outs.push_back(Output::open(prefix + number + "." + format_name(f)));
       std::vector<NamedTensor> out_tensors;
       for (const auto& nt : tensors) out_tensors.push_back(part_of(nt, {k, parts}));
       write_tensors(outs.back(), f, out_tensors);
