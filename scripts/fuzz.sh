@@ -69,6 +69,7 @@ for t in "${targets[@]}"; do
   fi
 
   echo "fuzz.sh: $t for ${seconds}s"
+  before=$(find "$findings" -type f | wc -l)
   set +e
   # shellcheck disable=SC2086
   "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
@@ -78,7 +79,8 @@ for t in "${targets[@]}"; do
   set -e
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 || true)
-  summary+=("$(printf '%-12s %4ss %10s execs  %s' "$t" "$seconds" "${execs:-?}" "${cov:-}")")
+  crashes=$(($(find "$findings" -type f | wc -l) - before))  # crash-, leak-, oom-, timeout- files
+  summary+=("$(printf '%-16s %4ss %10s execs  %d crashes  %s' "$t" "$seconds" "${execs:-?}" "$crashes" "${cov:-}")")
   if [ $rc -ne 0 ]; then
     echo "fuzz.sh: $t CRASHED (exit $rc); input in $findings/, log $log" >&2
     grep -E 'ERROR: |runtime error|invariant violated|uncaught|SUMMARY' "$log" | head -5 >&2 || true
@@ -86,7 +88,7 @@ for t in "${targets[@]}"; do
   fi
 done
 
-echo "fuzz.sh: summary (target, time, executions, coverage)"
+echo "fuzz.sh: summary (target, time, executions, crashes, coverage)"
 printf '  %s\n' "${summary[@]}"
 if [ ${#failed[@]} -ne 0 ]; then
   echo "fuzz.sh: FAILED: ${failed[*]}" >&2

@@ -14,6 +14,7 @@ packages=(
   librandom123-dev
   python3-numpy
   help2man
+  parallel
   clang libclang-rt-14-dev
 )
 

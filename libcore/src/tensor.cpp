@@ -12,6 +12,8 @@
 #include <sstream>
 #include <type_traits>
 
+#include "nnkit/memory_limit.hpp"
+
 namespace nnkit {
 
 std::int64_t checked_numel(const Shape& shape) {
@@ -96,6 +98,9 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape) {
 void Tensor::allocate(bool zero) {
   numel_ = checked_numel(shape_);
   const std::int64_t bytes = checked_nbytes(shape_, dtype_);
+  const auto limit = max_memory();
+  if (limit && bytes > *limit)  // the message is built only when it is needed
+    check_allocation(bytes, "a tensor " + shape_str(shape_) + " " + std::string(dtype_name(dtype_)));
   // 64-byte alignment suits SIMD loads and BLAS. Large buffers are aligned to
   // 2 MiB and asked to use transparent huge pages: touching 1 GiB then costs
   // 512 page faults instead of 262,144 (most of the time of a copy-bound tool).

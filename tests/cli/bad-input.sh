@@ -10,7 +10,12 @@
 #       stdin) and checks each failure.
 #   bad_output_matrix NAME GOOD OUTNAME [ARGS...]
 #       unwritable -o, a directory as -o, /dev/full, stdout closed or full,
-#       and the reader of a pipe going away.
+#       and the reader of a pipe going away; then, once per tool,
+#   overflow_matrix NAME
+#       sizes that overflow int64 (or no memory holds) in NAME's options and
+#       in the inputs that options name (--model, --codebook, --labels, ...):
+#       each a one-line error with the exit status of _overflow_cases,
+#       quickly, nothing left in the output folder.
 
 BAD=$T/bad
 
@@ -92,6 +97,31 @@ f = io.BytesIO()
 with zipfile.ZipFile(f, "w") as zf:
     zf.writestr("a.npy", good[:100])
 w("npz_badmember.npz", f.getvalue())
+
+# Integer overflow in sizes: products beyond int64 in every container.
+w("overflow_bytes.npy", header("{\x27descr\x27: \x27<f8\x27, \x27fortran_order\x27: False, \x27shape\x27: (4611686018427387904,), }"))
+w("st_overflow_shape.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,1099511627776],\"data_offsets\":[0,16]}}", b"\0" * 16))
+w("st_overflow_bytes.safetensors", st("{\"a\":{\"dtype\":\"F64\",\"shape\":[4611686018427387904],\"data_offsets\":[0,16]}}", b"\0" * 16))
+w("st_overflow_offsets.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[18446744073709551600,18446744073709551615]}}", b"\0" * 16))
+w("st_offsets_beyond_u64.safetensors", st("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,18446744073709551616]}}", b"\0" * 16))
+w("st_overflow_hlen.safetensors", st("{}", b"", hlen=2**64 - 1))
+ov = header("{\x27descr\x27: \x27<f8\x27, \x27fortran_order\x27: False, \x27shape\x27: (1099511627776, 1099511627776, 1099511627776), }")
+f = io.BytesIO()
+with zipfile.ZipFile(f, "w") as zf:
+    zf.writestr("a.npy", ov)
+w("npz_overflow_member.npz", f.getvalue())
+ov = header("{\x27descr\x27: \x27<f8\x27, \x27fortran_order\x27: False, \x27shape\x27: (9223372036854775807,), }")
+f = io.BytesIO()
+with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    zf.writestr("a.npy", ov + b"\0" * 64)
+w("npz_overflow_deflated.npz", f.getvalue())
+f = io.BytesIO()
+with zipfile.ZipFile(f, "w") as zf:
+    zf.writestr("a.npy", npy_bytes(np.arange(4.0)))
+z = bytearray(f.getvalue())  # the sizes in the zip directory claim 4 GiB
+i = z.find(b"PK\x03\x04"); z[i + 22:i + 26] = struct.pack("<I", 0xFFFFFFFE)
+i = z.find(b"PK\x01\x02"); z[i + 24:i + 28] = struct.pack("<I", 0xFFFFFFFE)
+w("npz_huge_member.npz", bytes(z))
 
 w("text_ragged.txt", b"1 2 3\n4 5\n")
 w("text_word.txt", b"1 2\n3 four\n")
@@ -177,6 +207,15 @@ png_huge.png 65 png_huge.png
 npz_garbage.npz 65 npz_garbage.npz
 npz_trunc.npz 65 npz_trunc.npz
 npz_badmember.npz 65 npz_badmember.npz
+overflow_bytes.npy 65 overflow_bytes.npy
+st_overflow_shape.safetensors 65 st_overflow_shape.safetensors
+st_overflow_bytes.safetensors 65 st_overflow_bytes.safetensors
+st_overflow_offsets.safetensors 65 st_overflow_offsets.safetensors
+st_offsets_beyond_u64.safetensors 65 st_offsets_beyond_u64.safetensors
+st_overflow_hlen.safetensors 65 st_overflow_hlen.safetensors
+npz_overflow_member.npz 65 npz_overflow_member.npz
+npz_overflow_deflated.npz 65 npz_overflow_deflated.npz
+npz_huge_member.npz 65 npz_huge_member.npz
 text_ragged.txt 65 text_ragged.txt
 text_word.txt 65 text_word.txt
 text_comments_only.txt 65 text_comments_only.txt
@@ -198,6 +237,10 @@ trunc_data_last.npy 65 truncat stdin
 trunc_second.npy 65 truncat stdin
 huge_shape.npy 65 stdin
 overflow_shape.npy 65 stdin
+overflow_bytes.npy 65 stdin
+st_overflow_shape.safetensors 65 stdin
+st_overflow_offsets.safetensors 65 stdin
+npz_overflow_member.npz 65 stdin
 huge_header_len.npy 65 stdin
 bad_dtype_complex.npy 65 stdin
 st_offsets.safetensors 65 stdin
@@ -266,12 +309,186 @@ bad_option() {
   expect_empty_dir "$out" "$name $*"
 }
 
+# ------------------------------------------------------------ size overflow
+
+# Small valid inputs for the option cases, and model files whose sizes overflow.
+_make_overflow_inputs() {
+  [ -d "$BAD/ov" ] && return 0
+  mkdir -p "$BAD/ov"
+  py '
+import struct
+d = sys.argv[1]
+rng = np.random.default_rng(1)
+np.save(d + "/x.npy", rng.standard_normal((2, 3, 8)).astype(np.float32))
+np.save(d + "/pts.npy", rng.standard_normal((6, 2)).astype(np.float32))
+np.save(d + "/img.npy", np.zeros((4, 4, 3), np.uint8))
+np.save(d + "/cb.npy", rng.standard_normal((4, 8)).astype(np.float32))
+np.save(d + "/v.npy", rng.standard_normal((10, 8)).astype(np.float32))
+np.save(d + "/idx.npy", np.zeros((2, 2), np.int64))
+np.save(d + "/emb.npy", rng.standard_normal((3, 8)).astype(np.float32))
+def model(name, meta):
+    k = 2
+    ts = {"means": np.zeros((k, 2), np.float32), "stds": np.ones(k, np.float32), "weights": np.ones(k, np.float32)}
+    hdr, off, data = {"__metadata__": dict(kind="gmm", **meta)}, 0, b""
+    for n, a in ts.items():
+        b = a.tobytes()
+        hdr[n] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b); data += b
+    h = json.dumps(hdr).encode()
+    open(d + "/" + name, "wb").write(struct.pack("<Q", len(h)) + h + data)
+model("model_sample_shape.safetensors", {"sample_shape": "999999999,999999999,999999999"})
+model("model_train_steps.safetensors", {"train_steps": "1e30"})
+model("model_big_train_steps.safetensors", {"train_steps": "1000000000000"})
+open(d + "/deep.net", "w").write("".join("c%d: conv k=3 s=1000000000\n" % i for i in range(30)))
+open(d + "/up.net", "w").write("".join("u%d: upsample factor=1000000000\n" % i for i in range(3)))
+' "$BAD/ov"
+}
+
+# CODE ARGS...: what NAME must answer for each (inputs last, as the tools take them).
+_overflow_cases() {
+  local M=9223372036854775807 H=4611686018427387904 G=1099511627776 O=$BAD/ov
+  case $1 in
+    tensor-convert) cat <<EOF
+64 --reshape $M,$M $O/x.npy
+64 --reshape $H,4 $O/x.npy
+64 --precision $M $O/x.npy
+EOF
+      ;;
+    tensor-cat) echo "64 --axis $M $O/x.npy $O/x.npy" ;;
+    tensor-split) cat <<EOF
+64 --parts $M $O/x.npy
+64 --parts 2 --axis -$M $O/x.npy
+EOF
+      ;;
+    rf-calc) cat <<EOF
+64 --input-size $M -m resnet18
+64 --input-size ${M}x$M -m resnet18
+64 --input-size 99999999999999999999 -m resnet18
+64 --unit $M,$M --input-size 224 -m resnet18
+65 $O/deep.net
+65 --input-size 1000 $O/up.net
+EOF
+      ;;
+    rope-embed) cat <<EOF
+65 --emit cos-sin --rotary-dim 8 --seq-len $M
+65 --emit cos-sin --rotary-dim 8 --seq-len $H
+65 --emit cos-sin --rotary-dim 8 --grid ${G}x$G
+65 --emit cos-sin --rotary-dim 8 --grid 4194304x4194304
+65 --emit inv-freq --rotary-dim 9223372036854775806
+64 --emit cos-sin --rotary-dim 8 --seq-len 10 --offset $M
+64 --offset $M $O/x.npy
+64 --seq-axis -$M $O/x.npy
+64 --grid 2x2 --mrope-section $G,$G $O/x.npy
+65 --convert-layout half-to-interleaved --heads $M $O/x.npy
+65 --positions $BAD/overflow_shape.npy $O/x.npy
+65 --positions $BAD/st_overflow_shape.safetensors $O/x.npy
+EOF
+      ;;
+    clip-score) cat <<EOF
+64 --bootstrap $M $O/emb.npy $O/emb.npy
+64 -m matrix --block $M $O/emb.npy $O/emb.npy
+64 -m retrieval --k 99999999999999999999 $O/emb.npy $O/emb.npy
+65 -m zero-shot --labels $BAD/overflow_shape.npy $O/emb.npy $O/emb.npy
+65 -m retrieval --text-image $BAD/st_overflow_shape.safetensors $O/emb.npy $O/emb.npy
+65 --refs $BAD/overflow_shape.npy $O/emb.npy $O/emb.npy
+EOF
+      ;;
+    vq-encode) cat <<EOF
+64 -c $O/cb.npy --topk $M $O/v.npy
+65 -c $O/cb.npy --pq $M $O/v.npy
+65 -c $O/cb.npy --patch $M $O/img.npy
+64 --fsq 65536,65536,65536,65536,65536 $O/v.npy
+65 -c $BAD/overflow_shape.npy $O/v.npy
+65 -c $BAD/st_overflow_shape.safetensors $O/v.npy
+EOF
+      ;;
+    vq-decode) cat <<EOF
+65 -c $O/cb.npy --patch $M $O/idx.npy
+65 --fsq 8,8 --patch 3037000500 $O/idx.npy
+65 -c $BAD/overflow_shape.npy $O/idx.npy
+65 -c $BAD/npz_overflow_member.npz $O/idx.npy
+EOF
+      ;;
+    vq-train) cat <<EOF
+65 -k $M $O/v.npy
+65 -k 2 --residual $M $O/v.npy
+65 -k 2 --pq $M $O/v.npy
+65 -k 2 --patch $M $O/img.npy
+65 --init $BAD/overflow_shape.npy $O/v.npy
+EOF
+      ;;
+    tensor-plot) cat <<EOF
+64 -k hist --width $M $O/x.npy
+64 -k hist --height $M $O/x.npy
+64 -k hist --bins $M $O/x.npy
+64 -k hist --width 99999999999999999999 $O/x.npy
+64 -k grid --cols $M $O/img.npy
+64 -k grid --gap $M $O/img.npy
+65 -k scatter --labels $BAD/overflow_shape.npy $O/pts.npy
+EOF
+      ;;
+    ddim-sample) cat <<EOF
+65 -n $M -s 2
+65 -n $H -s 2
+65 -n $M -s 2 --shard 1/2
+64 -n 4 -s $M
+64 -n 4 --train-steps $M
+64 -n 4 --steps-offset $M
+64 -n 4 -s 2 --class $M
+65 -n 4 -s 2 --model $BAD/st_overflow_shape.safetensors
+65 -n 4 -s 2 --model $O/model_sample_shape.safetensors
+65 -n 4 -s 2 --model $O/model_train_steps.safetensors
+65 -n 4 -s 2 --model $O/model_big_train_steps.safetensors
+65 -n 4 -s 2 --labels $BAD/overflow_shape.npy
+65 -s 2 --init $BAD/npz_overflow_member.npz
+EOF
+      ;;
+    flow-sample) cat <<EOF
+65 -n $M
+65 -n $M --shard 1/2
+64 -n 4 -s $M
+64 -n 4 -s 4000000000
+64 --log-prob $O/pts.npy --hutchinson $M
+65 -n 4 --model $BAD/st_overflow_shape.safetensors
+65 -n 4 --model $O/model_sample_shape.safetensors
+65 --init $BAD/st_overflow_bytes.safetensors
+EOF
+      ;;
+  esac
+}
+
+overflow_matrix() {
+  local name=$1 code args out t0 t1 ms
+  make_bad_inputs
+  _make_overflow_inputs
+  out=$(freshdir ovout)
+  while read -r code args; do
+    [ -n "$code" ] || continue
+    # shellcheck disable=SC2086
+    set -- $args
+    t0=${EPOCHREALTIME/./}
+    run "$NNKIT_BIN/$name" "$@" -o "$out/out.npy"
+    t1=${EPOCHREALTIME/./}
+    expect_error "$code" "" "$name $args" "$name"
+    expect_empty_dir "$out" "$name $args"
+    # Refused before allocating or looping over the size: quickly.
+    ms=$(((t1 - t0) / 1000))
+    [ "$ms" -lt 2000 ] && pass || fail "$name $args: took $ms ms"
+    _empty_dir_now "$out"
+  done < <(_overflow_cases "$name")
+}
+
 # bad_output_matrix NAME GOOD BIG [ARGS...]: GOOD is a small valid input, BIG
 # one whose output is larger than a pipe buffer.
 bad_output_matrix() {
   local name=$1 good=$2 big=$3
   shift 3
   local tb out st
+  # The size-overflow cases of this tool, once per script.
+  if [[ " ${_OVERFLOW_DONE:-} " != *" $name "* ]]; then
+    _OVERFLOW_DONE="${_OVERFLOW_DONE:-} $name"
+    overflow_matrix "$name"
+  fi
   tb=$NNKIT_BIN/$name
   out=$(freshdir outdir)
   run "$tb" "$@" "$good" -o /nonexistent/dir/out.npy

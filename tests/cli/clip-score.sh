@@ -2,10 +2,10 @@
 # clip-score end to end: every convention against the PyTorch references of
 # tests/fixtures/clip (made by make_clip.py) through the real binary, the
 # summaries as text and JSON, streamed retrieval equal at every tile size and
-# thread count, pipes (one stdin holding both inputs, text through
-# tensor-convert), every option of --help, bad options (64) and bad data (65)
-# with nothing left behind, the shipped example, and the shared bad-input and
-# bad-output matrices.
+# thread count, sharded retrieval merged byte for byte, pipes (one stdin
+# holding both inputs, text through tensor-convert), every option of --help,
+# bad options (64) and bad data (65) with nothing left behind, the shipped
+# example, and the shared bad-input and bad-output matrices.
 TOOL=clip-score
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/bad-input.sh"
@@ -19,7 +19,7 @@ O=$(freshdir o)
 # ------------------------------------------------------------ --help, options
 expect_help_version clip-score --mode --convention --w --refs --mean --bootstrap --seed --logit-scale \
   --logit-bias --templates --labels --text-image --k --loss --diagonal --no-normalize --allow-zero --block \
-  --help --version --output --to --quiet --threads
+  --shard --merge --help --version --output --to --quiet --threads
 
 PYPRELUDE='
 import io
@@ -244,6 +244,142 @@ np.save(sys.argv[1], a); np.save(sys.argv[2], a + np.random.default_rng(5).norma
   [ "${rss:-999999}" -lt 200000 ] && pass || fail "retrieval of 20000 x 20000 used ${rss} KB (the matrix alone is 1.6 GB)"
   rm -f "$D/w_img.npy" "$D/w_txt.npy"
 fi
+
+# ------------------------------------------------------------ sharded retrieval: --shard K/N, then --merge
+py '
+d = sys.argv[1]
+rng = np.random.default_rng(11)
+# Small whole numbers, some rows repeated: many exact ties among the similarities.
+img = rng.integers(-2, 3, (150, 8)).astype(np.float32); img[:, 0][img[:, 0] == 0] = 1
+txt = rng.integers(-2, 3, (310, 8)).astype(np.float32); txt[:, 0][txt[:, 0] == 0] = 1
+img[100:120] = img[:20]; txt[200:240] = txt[:40]
+np.save(d + "/t_img.npy", img); np.save(d + "/t_txt.npy", txt)
+np.save(d + "/t_owner.npy", (np.arange(310) * 7) % 140)  # images 140.. have no caption
+' "$D"
+S=$(freshdir shards)
+# shard_and_merge TAG N ARGS...: the N states of the run ARGS..., merged in
+# the order 1, 0, N-1, ..., 2, as text and JSON, equal to the whole run's bytes.
+shard_and_merge() {
+  local tag=$1 n=$2 k states=()
+  shift 2
+  for ((k = 0; k < n; k++)); do
+    run "$CS" -m retrieval --shard "$k/$n" "$@" -o "$S/$tag.$n.$k.st"
+    expect_ok "$tag: --shard $k/$n"
+  done
+  for ((k = 0; k < n; k++)); do states+=("$S/$tag.$n.$(((n + 1 - k) % n)).st"); done
+  run "$CS" --merge "${states[@]}" -o "$S/merged.txt"
+  expect_ok "$tag: --merge of $n states"
+  expect_file_eq "$S/merged.txt" "$S/$tag.whole.txt" "$tag: $n shards merged give the whole run's table"
+  run "$CS" --merge --to json "${states[@]}"
+  expect_file_eq "$T/out" "$S/$tag.whole.json" "$tag: $n shards merged give the whole run's JSON"
+  run "$CS" --merge --k 1,3 "${states[@]}"
+  expect_file_eq "$T/out" "$S/$tag.whole.k13.txt" "$tag: $n shards merged with --k 1,3"
+}
+# sharded_case TAG ARGS...: the whole run, then 1, 2, 3 and 5 shards of it.
+sharded_case() {
+  local tag=$1 n
+  shift
+  run "$CS" -m retrieval "$@" -o "$S/$tag.whole.txt"
+  expect_ok "$tag: the whole run"
+  run "$CS" -m retrieval "$@" -o "$S/$tag.whole.json"
+  run "$CS" -m retrieval --k 1,3 "$@" -o "$S/$tag.whole.k13.txt"
+  for n in 1 2 3 5; do shard_and_merge "$tag" "$n" "$@"; done
+}
+sharded_case pairs "$D/r_img.npy" "$D/r_txt.npy"
+sharded_case caps --block 7 --text-image "$F/text_image.npy" "$F/img.npy" "$F/caps.npy"
+sharded_case ties --block 16 --text-image "$D/t_owner.npy" "$D/t_img.npy" "$D/t_txt.npy"
+sharded_case ties64 --block 64 --threads 1 --text-image "$D/t_owner.npy" "$D/t_img.npy" "$D/t_txt.npy"
+pycheck "a state as clip-score(1) says numpy reads it" '
+import struct
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+header = json.loads(raw[8:8 + n])
+meta = header.pop("__metadata__")
+assert meta["format"] == "nnkit clip-score retrieval shard" and meta["version"] == "1", meta
+assert (meta["shard"], meta["shards"], meta["block"], meta["images"], meta["texts"]) == ("1", "3", "7", "40", "118"), meta
+assert (meta["row_begin"], meta["row_end"]) == ("14", "28"), meta  # 6 blocks of 7 rows: 2 per shard
+assert len(meta["fingerprint"]) == 16, meta
+t = {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<i8") for k, v in header.items()}
+assert [header[k]["dtype"] for k in sorted(t)] == ["I64", "I64"]
+assert t["image_to_text_rank"].shape == (14,) and t["text_to_image_count"].shape == (118,)' "$S/caps.3.1.st"
+pycheck "the states add up to the ranks of the whole run" '
+import struct
+def load(path):
+    raw = open(path, "rb").read(); n = struct.unpack("<Q", raw[:8])[0]; h = json.loads(raw[8:8 + n])
+    return {k: np.frombuffer(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<i8")
+            for k, v in h.items() if k != "__metadata__"}
+s = [load(p) for p in sys.argv[1:4]]
+i2t = np.concatenate([x["image_to_text_rank"] for x in s])
+t2i = 1 + sum(x["text_to_image_count"] for x in s)
+g = json.load(open(sys.argv[4]))
+assert g["image_to_text"]["queries"] == (i2t > 0).sum() and abs(g["text_to_image"]["mrr"] - (1 / t2i).mean()) < 1e-12, g' \
+  "$S/caps.3.0.st" "$S/caps.3.1.st" "$S/caps.3.2.st" "$S/caps.whole.json"
+# Pipes: a state to stdout, a state from stdin.
+run_sh "$CS -m retrieval --shard 0/1 --block 7 --text-image $F/text_image.npy $F/img.npy $F/caps.npy | $CS --merge -"
+expect_ok "--shard to a pipe, --merge from stdin"
+expect_file_eq "$T/out" "$S/caps.whole.txt" "a piped state merges to the whole run"
+run_sh "$CS --merge $S/caps.3.2.st - $S/caps.3.0.st < $S/caps.3.1.st"
+expect_file_eq "$T/out" "$S/caps.whole.txt" "one of the states from stdin"
+# Bad sets of states: exit 65, one line, nothing written.
+merge_error() {  # merge_error WORDS DESC STATE...
+  local words=$1 desc=$2 out
+  shift 2
+  out=$(freshdir mergeout)
+  run "$CS" --merge "$@" -o "$out/m.json"
+  expect_error 65 "$words" "$desc"
+  expect_empty_dir "$out" "$desc"
+}
+C3=$S/caps.3
+merge_error "shard 1/3 missing" "a missing shard" "$C3.0.st" "$C3.2.st"
+merge_error "shard 2/3 missing" "the last shard missing" "$C3.1.st" "$C3.0.st"
+merge_error "caps.3.1.st both shard 1/3" "a shard given twice" "$C3.0.st" "$C3.1.st" "$C3.1.st" "$C3.2.st"
+cp "$C3.1.st" "$S/copy.st"
+merge_error "copy.st both shard 1/3" "a shard given twice under two names" "$C3.0.st" "$C3.1.st" "$S/copy.st" "$C3.2.st"
+merge_error "different runs" "states of another run (other inputs)" "$C3.0.st" "$S/pairs.3.1.st" "$C3.2.st"
+merge_error "different runs shard counts" "states of runs with other shard counts" "$C3.0.st" "$S/caps.5.1.st" "$C3.2.st"
+run "$CS" -m retrieval --shard 1/3 --block 8 --text-image "$F/text_image.npy" "$F/img.npy" "$F/caps.npy" -o "$S/b8.st"
+merge_error "different runs --block 8 7" "a state of another --block" "$C3.0.st" "$S/b8.st" "$C3.2.st"
+py 'o = np.load(sys.argv[1]); o[0] = (o[0] + 1) % 40; np.save(sys.argv[2], o)' "$F/text_image.npy" "$D/owner_other.npy"
+run "$CS" -m retrieval --shard 1/3 --block 7 --text-image "$D/owner_other.npy" "$F/img.npy" "$F/caps.npy" -o "$S/o.st"
+merge_error "different runs inputs" "a state of another --text-image" "$C3.0.st" "$S/o.st" "$C3.2.st"
+head -c 700 "$C3.1.st" > "$S/trunc.st"
+merge_error "trunc.st" "a truncated state" "$C3.0.st" "$S/trunc.st" "$C3.2.st"
+head -c 20 "$C3.1.st" > "$S/trunc_head.st"
+merge_error "trunc_head.st" "a state cut inside its header" "$C3.0.st" "$S/trunc_head.st" "$C3.2.st"
+merge_error "img.npy not a clip-score retrieval shard state" "an embedding file as a state" "$C3.0.st" "$F/img.npy" "$C3.2.st"
+: > "$S/empty.st"
+merge_error "empty.st" "an empty state" "$S/empty.st"
+run "$CS" --merge "$C3.0.st" /nonexistent/s.st -o "$S/m.txt"
+expect_error 66 "/nonexistent/s.st" "--merge with a missing state"
+# Bad --shard and --merge command lines: exit 64, nothing written.
+P2=("$F/img.npy" "$F/txt.npy")
+R2=(-m retrieval "${P2[@]}")
+for p in 5/3 3/3 -1/2 1/0 abc 1 1/ /2 "0/2 " 0.5/2; do
+  bad_option clip-score 64 "part" --shard="$p" "${R2[@]}"
+done
+bad_option clip-score 64 "shard retrieval tensor-split --part" --shard 0/2 "${P2[@]}"
+bad_option clip-score 64 "shard retrieval tensor-split --part" -m matrix --shard 0/2 "${P2[@]}"
+bad_option clip-score 64 "shard retrieval" --loss clip --shard 0/2 "${P2[@]}"
+bad_option clip-score 64 "--k --merge" --shard 0/2 --k 1,5 "${R2[@]}"
+bad_option clip-score 64 "shard safetensors json" --shard 0/2 --to json "${R2[@]}"
+bad_option clip-score 64 "--block --merge" --merge --block 7 "$C3.0.st" "$C3.1.st" "$C3.2.st"
+bad_option clip-score 64 "--text-image --merge" --merge --text-image "$F/text_image.npy" "$C3.0.st"
+bad_option clip-score 64 "--shard --merge" --merge --shard 0/3 "$C3.0.st"
+bad_option clip-score 64 "--merge --mode pairs" --merge -m pairs "$C3.0.st"
+bad_option clip-score 64 "--merge summary npy" --merge --to npy "$C3.0.st" "$C3.1.st" "$C3.2.st"
+bad_option clip-score 64 "stdin" --merge - - "$C3.0.st"
+bad_option clip-score 64 "k" --merge --k 0 "$C3.0.st"
+run "$CS" --merge -m retrieval "$C3.0.st" "$C3.1.st" "$C3.2.st"
+expect_ok "--merge takes --mode retrieval"
+# A shard that fails leaves no state behind.
+out=$(freshdir shardout)
+run "$CS" -m retrieval --shard 0/2 "$F/img.npy" "$D/txt_nan.npy" -o "$out/s.st"
+expect_error 65 "NaN" "a shard of bad data"
+expect_empty_dir "$out" "a shard of bad data"
+run "$CS" -m retrieval --shard 0/2 "$F/img.npy" "$D/txt_39.npy" -o "$out/s.st"
+expect_error 65 "40 39" "a shard of N != M without --text-image"
+expect_empty_dir "$out" "a shard of N != M"
+rm -f "$S"/*
 
 # ------------------------------------------------------------ losses
 run "$CS" --loss clip --to json "$F/img.npy" "$F/txt.npy"

@@ -421,6 +421,160 @@ TEST(ClipStreaming, ProgressCountsEveryTile) {
   EXPECT_EQ(calls, total);
 }
 
+// ------------------------------------------------------------------ sharded retrieval
+
+namespace {
+
+// Rows of small whole numbers (many exact ties), some repeated outright.
+Embeddings tied_rows(std::int64_t n, std::int64_t d, std::uint64_t seed, const std::string& name) {
+  Tensor t(DType::f4, {n, d});
+  fill_uniform(seed, 0, t.data<float>(), n * d);
+  float* x = t.data<float>();
+  for (std::int64_t k = 0; k < n * d; ++k) x[k] = std::round(4 * x[k] - 2);
+  for (std::int64_t i = 0; i < n; ++i) x[i * d] = x[i * d] == 0 ? 1 : x[i * d];  // no zero row
+  for (std::int64_t i = 10; i < n; i += 9) std::copy(x + (i - 10) * d, x + (i - 9) * d, x + i * d);
+  Embeddings e = make_embeddings(std::move(t), name);
+  normalize_rows(e, false);
+  return e;
+}
+
+// Shards 0..n-1 of the run, in the scrambled order 1, 0, n-1, n-2, ..., 2.
+std::vector<RetrievalShard> shards_of(const Embeddings& img, const Embeddings& txt,
+                                      const std::vector<std::int64_t>& owner, std::int64_t n, std::int64_t block) {
+  std::vector<RetrievalShard> out;
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t index = (n + 1 - k) % n;
+    out.push_back(retrieval_shard(img, txt, owner, {index, n}, blocks(block)));
+    out.back().name = "STATE (s" + std::to_string(index) + ")";
+  }
+  return out;
+}
+
+struct ShardedRun {
+  Embeddings img = tied_rows(230, 6, 21, "img"), txt = tied_rows(410, 6, 22, "txt");
+  std::vector<std::int64_t> owner;
+  ShardedRun() {
+    for (std::int64_t j = 0; j < 410; ++j) owner.push_back((j * 37) % 200);  // images 200.. have no caption
+  }
+};
+
+}  // namespace
+
+TEST(ClipSharding, MergedShardsEqualTheWholeRunExactly) {
+  const ShardedRun run;
+  for (std::int64_t block : {7, 64}) {
+    const RetrievalRanks whole = retrieval_ranks(run.img, run.txt, run.owner, blocks(block));
+    for (std::int64_t n = 1; n <= 5; ++n) {
+      const RetrievalRanks merged = merge_retrieval(shards_of(run.img, run.txt, run.owner, n, block));
+      EXPECT_EQ(merged.image_to_text, whole.image_to_text) << "block " << block << ", " << n << " shards";
+      EXPECT_EQ(merged.text_to_image, whole.text_to_image) << "block " << block << ", " << n << " shards";
+    }
+  }
+}
+
+TEST(ClipSharding, ShardsCoverWholeRowBlocks) {
+  const ShardedRun run;
+  // 230 rows in blocks of 64: 4 row blocks, so of 5 shards one is empty.
+  const std::vector<RetrievalShard> s = shards_of(run.img, run.txt, run.owner, 5, 64);
+  std::int64_t empty = 0;
+  for (const RetrievalShard& x : s) {
+    EXPECT_EQ(static_cast<std::int64_t>(x.text_competitors.size()), 410);
+    if (x.image_to_text.empty()) {
+      ++empty;
+      continue;
+    }
+    EXPECT_EQ(x.row_begin % 64, 0);
+    EXPECT_TRUE(x.row_begin + static_cast<std::int64_t>(x.image_to_text.size()) == 230 ||
+                x.image_to_text.size() % 64 == 0);
+  }
+  EXPECT_EQ(empty, 1);
+  EXPECT_EQ(row_block_count(230, 64), 4);
+}
+
+TEST(ClipSharding, StateRoundTrips) {
+  const ShardedRun run;
+  const RetrievalShard s = retrieval_shard(run.img, run.txt, run.owner, {1, 3}, blocks(7));
+  const RetrievalShard back = shard_from_state(shard_state(s), "STATE (x)");
+  EXPECT_EQ(back.images, 230);
+  EXPECT_EQ(back.texts, 410);
+  EXPECT_EQ(back.block, 7);
+  EXPECT_EQ(back.part.index, 1);
+  EXPECT_EQ(back.part.count, 3);
+  EXPECT_EQ(back.fingerprint, s.fingerprint);
+  EXPECT_EQ(back.row_begin, s.row_begin);
+  EXPECT_EQ(back.image_to_text, s.image_to_text);
+  EXPECT_EQ(back.text_competitors, s.text_competitors);
+  EXPECT_EQ(back.name, "STATE (x)");
+}
+
+TEST(ClipSharding, FingerprintSeesEveryInput) {
+  const ShardedRun run;
+  const std::uint64_t f = retrieval_fingerprint(run.img, run.txt, run.owner);
+  EXPECT_EQ(f, retrieval_fingerprint(run.img, run.txt, run.owner));
+  {
+    Threads t(3);
+    EXPECT_EQ(f, retrieval_fingerprint(run.img, run.txt, run.owner));
+  }
+  std::vector<std::int64_t> other = run.owner;
+  other[5] = 0;
+  EXPECT_NE(f, retrieval_fingerprint(run.img, run.txt, other));
+  Embeddings txt = run.txt;  // a deep copy, changed in one value
+  txt.row(409)[5] = std::nextafter(txt.row(409)[5], 2.f);
+  EXPECT_NE(f, retrieval_fingerprint(run.img, txt, run.owner));
+}
+
+TEST(ClipSharding, MergeRefusesShardsThatDoNotMakeOneRun) {
+  const ShardedRun run;
+  std::vector<RetrievalShard> s = shards_of(run.img, run.txt, run.owner, 3, 7);
+  // s holds shards 1, 0, 2.
+  expect_data_error([&] { merge_retrieval({s[0], s[1]}); }, {"shard 2/3 is missing"});
+  expect_data_error([&] { merge_retrieval({s[0], s[1], s[2], s[2]}); }, {"STATE (s2)", "both shard 2/3"});
+  expect_data_error([&] { merge_retrieval({s[0], s[2]}); }, {"shard 0/3 is missing"});
+  std::vector<std::int64_t> other = run.owner;
+  other[0] = 199;
+  RetrievalShard foreign = retrieval_shard(run.img, run.txt, other, {2, 3}, blocks(7));
+  foreign.name = "STATE (foreign)";
+  expect_data_error([&] { merge_retrieval({s[0], s[1], foreign}); }, {"STATE (foreign)", "different runs", "inputs"});
+  RetrievalShard other_block = retrieval_shard(run.img, run.txt, run.owner, {2, 3}, blocks(8));
+  other_block.name = "STATE (b8)";
+  expect_data_error([&] { merge_retrieval({s[0], s[1], other_block}); }, {"STATE (b8)", "--block 8 vs 7"});
+  expect_data_error([&] { merge_retrieval({s[0], s[1], shards_of(run.img, run.txt, run.owner, 4, 7)[0]}); },
+                    {"shard counts 4 vs 3"});
+  RetrievalShard damaged = s[2];
+  damaged.text_competitors[3] = 1000;
+  expect_data_error([&] { merge_retrieval({s[0], s[1], damaged}); }, {"STATE (s2)", "text count of 1000"});
+  damaged = s[2];
+  damaged.image_to_text.pop_back();
+  expect_data_error([&] { merge_retrieval({s[0], s[1], damaged}); }, {"STATE (s2)", "rows"});
+  // Counts that each fit their shard but not the run together.
+  damaged = s[2];
+  for (auto* x : {&s[0], &s[1], &damaged}) x->text_competitors[3] = static_cast<std::int64_t>(x->image_to_text.size());
+  expect_data_error([&] { merge_retrieval({s[0], s[1], damaged}); }, {"text 3", "damaged"});
+}
+
+TEST(ClipSharding, StateReadingChecksTheLayout) {
+  const ShardedRun run;
+  const ShardState good = shard_state(retrieval_shard(run.img, run.txt, run.owner, {0, 2}, blocks(64)));
+  ShardState st = good;
+  st.metadata.erase("format");
+  expect_data_error([&] { shard_from_state(st, "STATE (a)"); }, {"STATE (a)", "not a clip-score retrieval shard"});
+  st = good;
+  st.metadata["shard"] = "2";
+  expect_data_error([&] { shard_from_state(st, "STATE (a)"); }, {"inconsistent", "shard 2/2"});
+  st = good;
+  st.metadata["texts"] = "-4";
+  expect_data_error([&] { shard_from_state(st, "STATE (a)"); }, {"'texts'", "whole number"});
+  st = good;
+  st.tensors[1].tensor = Tensor(DType::f4, {410});
+  expect_data_error([&] { shard_from_state(st, "STATE (a)"); }, {"text_to_image_count", "int64 [410]"});
+  st = good;
+  st.tensors.pop_back();
+  expect_data_error([&] { shard_from_state(st, "STATE (a)"); }, {"no tensor 'text_to_image_count'"});
+  st = good;
+  st.metadata["fingerprint"] = "xyz";
+  expect_data_error([&] { shard_from_state(st, "STATE (a)"); }, {"fingerprint"});
+}
+
 // ------------------------------------------------------------------ bad input
 
 TEST(ClipBadInput, DimensionMismatch) {

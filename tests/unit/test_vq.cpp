@@ -3,7 +3,10 @@
 // against brute force in double precision: exact indices (faiss may differ
 // only on ties within float32 rounding), the case that breaks the naive
 // |x|^2 - 2 x.e + |e|^2 decomposition, ties to the lowest index, round trips,
-// k-means inertia within 1% of faiss, determinism across thread counts, bad input.
+// k-means inertia within 1% of faiss, determinism across thread counts, bad input;
+// k-means as map and reduce: shards merged in any order give the single run
+// bit for bit, the statistics' tensors round-trip and refuse corruption, and a
+// code made by a split can be split again.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -712,4 +715,149 @@ TEST(Kmeans, SampleRowsIsASeededSubset) {
   // Roughly uniform: about half from each half.
   const auto low = std::count_if(a.begin(), a.end(), [](std::int64_t i) { return i < 5000; });
   EXPECT_NEAR(static_cast<double>(low), 250, 60);
+}
+
+// ---- k-means as a map over shards and a reduce ----
+
+namespace {
+
+// Lloyd's iterations as a map-reduce driver runs them: the statistics of
+// `shards` contiguous shards (as tensor-split cuts them), merged last shard
+// first, then update_codes; stops when an update changes no bit.
+std::vector<float> map_reduce(const std::vector<float>& x, std::int64_t n, std::int64_t d, std::vector<float> codes,
+                              std::int64_t k, Metric metric, std::int64_t iters, int shards) {
+  for (std::int64_t it = 0; it < iters; ++it) {
+    std::vector<ClusterStats> parts;
+    for (int s = 0; s < shards; ++s) {
+      const std::int64_t b = n * s / shards, e = n * (s + 1) / shards;
+      parts.push_back(cluster_stats(x.data() + b * d, e - b, d, codes.data(), k, d, metric));
+    }
+    ClusterStats all(k, d, metric);
+    for (auto p = parts.rbegin(); p != parts.rend(); ++p) all.merge(*p);
+    std::vector<float> next = update_codes(all, codes.data(), it, default_seed, 0).codes;
+    if (next == codes) break;
+    codes = std::move(next);
+  }
+  return codes;
+}
+
+}  // namespace
+
+TEST(KmeansMapReduce, ShardsGiveTheSingleRunBitForBit) {
+  // Three blobs and a code far from every vector (in direction too, for
+  // cosine): an empty cluster is split.
+  const std::int64_t n = 3001, d = 5, k = 6, iters = 8;
+  auto x = normals(n * d, 91);
+  for (std::int64_t i = 0; i < n; ++i) x[i * d] += 6 + static_cast<float>(i % 3) * 4;
+  std::vector<float> init(x.begin(), x.begin() + k * d);
+  for (std::int64_t c = 0; c < d; ++c) init[static_cast<std::size_t>(2 * d + c)] = c == 0 ? -500 : 0;
+  for (const Metric metric : {Metric::l2, Metric::cosine}) {
+    KmeansOptions opt;
+    opt.k = k;
+    opt.iters = iters;
+    opt.metric = metric;
+    opt.init = Init::given;
+    opt.init_codes = init.data();
+    const KmeansResult single = kmeans(x.data(), n, d, d, 0, opt);
+    EXPECT_GE(single.reseeded, 1) << metric_name(metric);
+    for (int shards : {1, 3, 4, 7}) {
+      Threads t(shards % 2 + 1);
+      EXPECT_EQ(map_reduce(x, n, d, init, k, metric, iters, shards), single.codes)
+          << metric_name(metric) << ", " << shards << " shards";
+    }
+  }
+}
+
+TEST(KmeansMapReduce, StatsAreExactAndMergeInAnyOrder) {
+  const std::int64_t n = 1000, d = 3, k = 4;
+  const auto x = normals(n * d, 92, 1e3f);
+  const std::vector<float> codes(x.begin(), x.begin() + k * d);
+  const ClusterStats whole = cluster_stats(x.data(), n, d, codes.data(), k, d, Metric::l2);
+  ClusterStats ab(k, d, Metric::l2), ba(k, d, Metric::l2);
+  const ClusterStats a = cluster_stats(x.data(), 400, d, codes.data(), k, d, Metric::l2);
+  const ClusterStats b = cluster_stats(x.data() + 400 * d, 600, d, codes.data(), k, d, Metric::l2);
+  ab.merge(a);
+  ab.merge(b);
+  ba.merge(b);
+  ba.merge(a);
+  for (const ClusterStats* s : {&ab, &ba}) {
+    EXPECT_EQ(s->vectors, n);
+    EXPECT_EQ(s->count, whole.count);
+    for (std::size_t i = 0; i < whole.sum.size(); ++i) EXPECT_EQ(s->sum[i].to_digits(), whole.sum[i].to_digits());
+    EXPECT_EQ(s->inertia.to_digits(), whole.inertia.to_digits());
+  }
+  // The sums are those of the members, and the inertia that of the search.
+  std::vector<std::int64_t> assign(n);
+  std::vector<float> dist(n);
+  FlatIndex(codes.data(), k, d, Metric::l2).search(x.data(), n, d, 1, assign.data(), 1, dist.data(), 1);
+  double total = 0;
+  std::vector<double> sum0(d);
+  for (std::int64_t i = 0; i < n; ++i) {
+    total += dist[i];
+    if (assign[i] == 0)
+      for (std::int64_t c = 0; c < d; ++c) sum0[c] += x[i * d + c];
+  }
+  EXPECT_NEAR(whole.inertia.to_double(), total, 1e-9 * total);
+  for (std::int64_t c = 0; c < d; ++c) EXPECT_NEAR(whole.sum[c].to_double(), sum0[c], 1e-6 * std::abs(sum0[c]) + 1e-3);
+}
+
+TEST(KmeansMapReduce, StatsRoundTripThroughTensorsAndRefuseCorruption) {
+  const std::int64_t n = 200, d = 4, k = 3;
+  const auto x = normals(n * d, 93);
+  const std::vector<float> codes(x.begin(), x.begin() + k * d);
+  const ClusterStats s = cluster_stats(x.data(), n, d, codes.data(), k, d, Metric::cosine);
+  const std::vector<Tensor> t = stats_to_tensors(s);
+  ASSERT_EQ(t.size(), static_cast<std::size_t>(stats_tensors));
+  EXPECT_EQ(t[0].shape(), (Shape{8}));
+  EXPECT_EQ(t[2].shape(), (Shape{k, d, ExactSum::width}));
+  const ClusterStats back = stats_from_tensors(t, "s.npy");
+  EXPECT_EQ(back.metric, Metric::cosine);
+  EXPECT_EQ(back.count, s.count);
+  EXPECT_EQ(back.vectors, n);
+  for (std::size_t i = 0; i < s.sum.size(); ++i) EXPECT_EQ(back.sum[i].to_digits(), s.sum[i].to_digits());
+  EXPECT_EQ(update_codes(back, codes.data(), 0, 1, 0).codes, update_codes(s, codes.data(), 0, 1, 0).codes);
+
+  auto corrupt = [&](int tensor, std::int64_t index, std::int64_t value) {
+    std::vector<Tensor> c = t;
+    c[static_cast<std::size_t>(tensor)].data<std::int64_t>()[index] = value;
+    return data_error([&] { stats_from_tensors(c, "s.npy"); });
+  };
+  EXPECT_NE(corrupt(0, 0, 2).find("version 2"), std::string::npos);
+  EXPECT_NE(corrupt(0, 3, 12).find("header"), std::string::npos);
+  EXPECT_NE(corrupt(1, 0, s.count[0] + 1).find("counts"), std::string::npos);
+  EXPECT_NE(corrupt(1, 1, -1).find("counts"), std::string::npos);
+  EXPECT_NE(corrupt(2, 5, std::int64_t{1} << 32).find("sums"), std::string::npos);
+  EXPECT_NE(corrupt(4, 0, std::int64_t{1} << 33).find("inertia"), std::string::npos);
+  EXPECT_NE(corrupt(4, 1, t[4].data<std::int64_t>()[1] ^ 1).find("add up to the inertia"), std::string::npos);
+  {
+    std::vector<Tensor> moved = t;  // code 0's count moved to code 1: its sums are not zero
+    std::int64_t* c = moved[1].data<std::int64_t>();
+    c[1] += c[0];
+    c[0] = 0;
+    EXPECT_NE(data_error([&] { stats_from_tensors(moved, "s.npy"); }).find("code 0 has no vectors"), std::string::npos);
+  }
+  std::vector<Tensor> short_stream(t.begin(), t.end() - 1);
+  EXPECT_NE(data_error([&] { stats_from_tensors(short_stream, "s.npy"); }).find("4 tensors"), std::string::npos);
+  std::vector<Tensor> wrong = t;
+  wrong[2] = Tensor(DType::f4, {k, d, ExactSum::width});
+  EXPECT_NE(data_error([&] { stats_from_tensors(wrong, "s.npy"); }).find("float32"), std::string::npos);
+  ClusterStats other(k + 1, d, Metric::cosine);
+  data_error([&] { other.merge(s); });
+}
+
+TEST(KmeansMapReduce, ACodeMadeBySplittingCanBeSplitAgain) {
+  // Codes 0 and 1 are empty, code 2 holds every vector: code 0 splits 2 and
+  // gets half its count, the lowest index among the largest, so code 1 splits
+  // code 0 in turn, with the spread code 0 took over from code 2.
+  const std::int64_t n = 40, d = 2, k = 3;
+  const auto x = normals(n * d, 94);
+  const std::vector<float> codes = {100, 100, -100, 100, 0, 0};
+  const ClusterStats s = cluster_stats(x.data(), n, d, codes.data(), k, d, Metric::l2);
+  ASSERT_EQ(s.count, (std::vector<std::int64_t>{0, 0, n}));
+  const CodeUpdate u = update_codes(s, codes.data(), 0, 5, 0);
+  EXPECT_EQ(u.reseeded, 2);
+  for (float v : u.codes) EXPECT_TRUE(std::isfinite(v));
+  for (std::int64_t j = 0; j < k; ++j) EXPECT_LT(std::hypot(u.codes[j * d], u.codes[j * d + 1]), 2) << j;
+  EXPECT_NE(u.codes[0], u.codes[2]);
+  EXPECT_NE(u.codes[0], u.codes[4]);
 }

@@ -12,6 +12,7 @@
 #include "nnkit/ops/clip.hpp"
 #include "nnkit/progress.hpp"
 #include "nnkit/rng.hpp"
+#include "nnkit/shard.hpp"
 
 using namespace nnkit;
 
@@ -125,19 +126,109 @@ nlohmann::json ranks_json(const clip::RankSummary& s) {
   return j;
 }
 
+// A summary both ways: JSON, and a text table (a header row, then rows).
+struct Report {
+  nlohmann::json json;
+  std::vector<std::vector<std::string>> rows;
+};
+
+// recall@K, median rank and MRR in both directions: one summary for the whole
+// run and for the merge of its shards, so that the two print the same bytes.
+Report retrieval_report(const clip::RetrievalRanks& r, const std::vector<std::int64_t>& k_list) {
+  const clip::RankSummary i2t = clip::summarize_ranks(r.image_to_text, k_list);
+  const clip::RankSummary t2i = clip::summarize_ranks(r.text_to_image, k_list);
+  Report rep;
+  rep.json = {{"image_to_text", ranks_json(i2t)}, {"text_to_image", ranks_json(t2i)}};
+  rep.rows = {{"direction", "queries"}};
+  for (std::int64_t k : k_list) rep.rows[0].push_back("recall@" + std::to_string(k));
+  rep.rows[0].push_back("median_rank");
+  rep.rows[0].push_back("mrr");
+  for (const auto& [name, s] : {std::pair{"image_to_text", &i2t}, std::pair{"text_to_image", &t2i}}) {
+    std::vector<std::string> row = {name, std::to_string(s->queries)};
+    for (const auto& kr : s->recall) row.push_back(number(kr.second));
+    row.push_back(number(s->median_rank));
+    row.push_back(number(s->mrr));
+    rep.rows.push_back(row);
+  }
+  return rep;
+}
+
+// Summaries are JSON with --to json or an -o name ending in .json, else text.
+bool summary_as_json(const cli::Tool& t, const std::string& where) {
+  const std::string& to = t.to_format();
+  if (!to.empty() && to != "json" && to != "txt" && to != "text")
+    throw_usage(where + " writes a summary: --to txt or json, not " + to);
+  return to == "json" || (to.empty() && ends_with(t.output_path(), ".json"));
+}
+
+void write_report(const cli::Tool& t, const Report& rep, bool as_json) {
+  Output out = Output::open(t.output_path());
+  if (as_json)
+    json::write(out, rep.json);
+  else
+    out.write(table(rep.rows));
+  out.commit();
+}
+
+// The options --merge takes besides --k, --to, -o, -q and --threads: none
+// that computes (the shards did), and --mode only as retrieval.
+void check_merge_options(const cli::Tool& t, const std::string& mode) {
+  for (const char* o : {"convention", "w", "refs", "mean", "bootstrap", "seed", "logit-scale", "logit-bias",
+                        "templates", "labels", "text-image", "loss", "diagonal", "no-normalize", "allow-zero",
+                        "block", "shard"})
+    if (t.given(o))
+      throw_usage(std::string("--") + o + " does not apply to --merge, which only adds up the shards' states");
+  if (mode != "retrieval" && t.given("mode"))
+    throw_usage("--merge combines the states of --mode retrieval --shard K/N, not --mode " + mode);
+  if (std::count(t.input_paths().begin(), t.input_paths().end(), "-") > 1)
+    throw_usage("--merge reads one STATE from stdin at most ('-' given more than once)");
+}
+
+// The states of --shard, one per input.
+std::vector<clip::RetrievalShard> read_states(const std::vector<std::string>& paths) {
+  std::vector<clip::RetrievalShard> shards;
+  for (const std::string& path : paths) {
+    Input in = Input::open(path);
+    clip::ShardState st;
+    ReadOptions opt;
+    opt.metadata = &st.metadata;
+    st.tensors = read_tensors(in, opt);
+    shards.push_back(clip::shard_from_state(std::move(st), "STATE (" + in.name() + ")"));
+  }
+  return shards;
+}
+
+// clip-score --merge STATE...: the summary of the whole run.
+void merge_states(const cli::Tool& t, const std::string& mode, const std::string& ks) {
+  check_merge_options(t, mode);
+  const std::vector<std::int64_t> k_list = parse_ks(ks);
+  const bool as_json = summary_as_json(t, "--merge");
+  const clip::RetrievalRanks r = clip::merge_retrieval(read_states(t.input_paths()));
+  write_report(t, retrieval_report(r, k_list), as_json);
+}
+
+// Two inputs, IMAGE_EMB and TEXT_EMB, unless --merge (which the Tool cannot tell).
+void check_two_inputs(const cli::Tool& t) {
+  const std::size_t n = t.input_paths().size();
+  if (n < 2)
+    throw_usage("expected 2 inputs (IMAGE_EMB TEXT_EMB), got " + std::to_string(n) + "; try 'clip-score --help'");
+  if (n > 2) throw_usage("too many inputs: at most 2 IMAGE_EMB TEXT_EMB, got " + std::to_string(n) +
+                         " (several STATE files go with --merge)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string mode = "pairs", convention = "hessel", refs, labels, text_image, ks = "1,5,10", loss;
+  std::string mode = "pairs", convention = "hessel", refs, labels, text_image, ks = "1,5,10", loss, shard;
   double w = 2.5, logit_scale = 100, logit_bias = 0;
   long long bootstrap = 0, seed = static_cast<long long>(default_seed), templates = 1, block = 512;
-  bool mean = false, no_normalize = false, allow_zero = false, diagonal = false;
+  bool mean = false, no_normalize = false, allow_zero = false, diagonal = false, merge = false;
 
   cli::Tool tool("clip-score",
                  "Score image and text embeddings: CLIPScore, RefCLIPScore, similarity matrices, zero-shot and "
                  "SigLIP probabilities, retrieval recall and contrastive losses.");
-  tool.synopsis("[OPTIONS] IMAGE_EMB TEXT_EMB")
-      .inputs(2, 2, "IMAGE_EMB TEXT_EMB")
+  tool.synopsis("[OPTIONS] IMAGE_EMB TEXT_EMB\n  or:  clip-score --merge [OPTIONS] STATE...")
+      .inputs(1, -1, "IMAGE_EMB TEXT_EMB")
       .description(
           "IMAGE_EMB is [N, D] and TEXT_EMB [M, D] (npy, safetensors, npz or text; any float dtype, float16 as "
           "clip-retrieval writes it). Rows are L2-normalised first, so x*y is the cosine cos. A zero row, a NaN "
@@ -150,7 +241,10 @@ int main(int argc, char** argv) {
           "instead. siglip: sigmoid(t*cos + b) for every image-text pair, [N, M]. retrieval: recall@K, median "
           "rank and mean reciprocal rank in both directions. --loss: the CLIP or SigLIP loss of the N pairs.\n\n"
           "Reducing modes (pairs, retrieval, zero-shot --labels, --loss) stream tiles of the similarity matrix "
-          "and never hold it whole. The formulas, the memory bound and the JSON layouts are in clip-score(1).")
+          "and never hold it whole. The formulas, the memory bound and the JSON layouts are in clip-score(1).\n\n"
+          "Sharded retrieval: --mode retrieval --shard K/N computes only the tiles of part K of N of the image "
+          "rows and writes a small exact state (safetensors); --merge STATE... adds up the N states, given in "
+          "any order, and prints the summary of the whole run, byte for byte.")
       .output_formats({"npy", "safetensors", "txt", "csv", "json"},
                       "tensors: from the -o extension, else npy on a pipe and txt on a terminal; summaries: json "
                       "when -o ends in .json, else txt")
@@ -191,6 +285,11 @@ int main(int argc, char** argv) {
       .flag("no-normalize", &no_normalize, "use the rows as given, without L2 normalisation")
       .flag("allow-zero", &allow_zero, "let zero rows through: they normalise to zero and score cos = 0")
       .option("block", &block, "N", "rows and columns of a similarity tile; a thread holds one, 4*N^2 bytes")
+      .option("shard", &shard, "K/N",
+              "retrieval: compute only part K of N of the image rows, numbered from 0, and write its state for "
+              "--merge (safetensors, to -o)")
+      .flag("merge", &merge, "add up the states of --shard K/N, one per shard in any order (the inputs), into "
+            "the retrieval summary of the whole run; takes --k, --to, -o")
       .example("clip-score img.npy txt.npy --mean --bootstrap 1000", "CLIPScore of N image-caption pairs, with "
                "a 95% interval")
       .example("clip-score img.npy cand.npy --refs refs.npy -o scores.safetensors",
@@ -201,10 +300,15 @@ int main(int argc, char** argv) {
       .example("clip-score --mode retrieval --text-image owner.npy --to json img.npy captions.npy",
                "COCO-style recall@1/5/10 with 5 captions per image")
       .example("clip-score --mode siglip --logit-scale 117.3 --logit-bias -12.9 img.npy labels.npy",
-               "SigLIP probabilities, every image against every text");
+               "SigLIP probabilities, every image against every text")
+      .example("clip-score -m retrieval --shard $SLURM_ARRAY_TASK_ID/16 img.npy txt.npy -o state$SLURM_ARRAY_TASK_ID.st",
+               "one shard of a retrieval job array: its state")
+      .example("clip-score --merge --to json state*.st", "the recall of the whole run from its 16 states");
 
   return tool.run(argc, argv, [&](cli::Tool& t) {
+    if (merge) return merge_states(t, mode, ks);
     // ---- the command line makes sense before any input is read
+    check_two_inputs(t);
     if (t.given("bootstrap")) mean = true;
     const bool is_loss = !loss.empty();
     if (is_loss && t.given("mode") && mode != "pairs")
@@ -233,6 +337,12 @@ int main(int argc, char** argv) {
     only("k", mode == "retrieval", "--mode retrieval");
     only("diagonal", mode == "matrix" || mode == "siglip", "--mode matrix and --mode siglip");
     only("block", !pairs && !diagonal, "the modes that compute a similarity matrix (not --diagonal)");
+    const bool sharded = t.given("shard");
+    if (sharded && (mode != "retrieval" || is_loss))
+      throw_usage("--shard splits --mode retrieval; to shard " + where +
+                  ", split the inputs by rows with tensor-split --part K/N and run each part");
+    if (sharded && t.given("k")) throw_usage("--k chooses what the summary shows: give it to --merge, not --shard");
+    const Part part = sharded ? parse_part(shard) : Part{0, 1};
     const bool siglip_like = mode == "siglip" || loss == "siglip";
     if (siglip_like && (!t.given("logit-scale") || !t.given("logit-bias")))
       throw_usage(where + " needs the model's --logit-scale and --logit-bias (SigLIP learns both; e.g. "
@@ -247,15 +357,17 @@ int main(int argc, char** argv) {
     if (block < 1 || block > 8192) throw_usage("--block must be 1 to 8192");
     const std::vector<std::int64_t> k_list = parse_ks(ks);
 
-    // Summaries are text or JSON; tensors any of the tool's formats.
-    const bool summary = (pairs && mean) || mode == "retrieval" || (mode == "zero-shot" && t.given("labels")) ||
-                         is_loss;
+    // Summaries are text or JSON; a shard's state safetensors; tensors any of the tool's formats.
+    const bool summary = !sharded && ((pairs && mean) || mode == "retrieval" ||
+                                      (mode == "zero-shot" && t.given("labels")) || is_loss);
     const std::string& to = t.to_format();
     bool as_json = false;
     if (summary) {
-      if (!to.empty() && to != "json" && to != "txt" && to != "text")
-        throw_usage(where + " writes a summary: --to txt or json, not " + to);
-      as_json = to == "json" || (to.empty() && ends_with(t.output_path(), ".json"));
+      as_json = summary_as_json(t, where);
+    } else if (sharded) {
+      if (!to.empty() && to != "safetensors") throw_usage("--shard writes its state as safetensors, not " + to);
+      if (t.output_path() == "-" && is_terminal_fd(1))
+        throw_usage("--shard writes a binary state for --merge: give -o FILE");
     } else if (to.empty() && ends_with(t.output_path(), ".png")) {
       throw_usage("clip-score writes npy, safetensors, txt, csv or json, not png");
     }
@@ -302,6 +414,7 @@ int main(int argc, char** argv) {
     std::vector<NamedTensor> tensors;  // what is written when there is no summary
     nlohmann::json j;                  // the summary, as JSON
     std::vector<std::vector<std::string>> rows;  // and as a text table
+    clip::ShardState state;            // what --shard writes
     if (is_loss) {
       if (n != m) throw_data("--loss pairs image i with text i, but there are " + std::to_string(n) +
                              " images and " + std::to_string(m) + " texts");
@@ -384,31 +497,23 @@ int main(int argc, char** argv) {
         owner.resize(static_cast<std::size_t>(m));
         for (std::int64_t i = 0; i < m; ++i) owner[i] = i;
       }
-      const clip::RetrievalRanks r = clip::retrieval_ranks(images, texts, owner, opt);
-      const clip::RankSummary i2t = clip::summarize_ranks(r.image_to_text, k_list);
-      const clip::RankSummary t2i = clip::summarize_ranks(r.text_to_image, k_list);
-      j = {{"image_to_text", ranks_json(i2t)}, {"text_to_image", ranks_json(t2i)}};
-      rows = {{"direction", "queries"}};
-      for (std::int64_t k : k_list) rows[0].push_back("recall@" + std::to_string(k));
-      rows[0].push_back("median_rank");
-      rows[0].push_back("mrr");
-      for (const auto& [name, s] : {std::pair{"image_to_text", &i2t}, std::pair{"text_to_image", &t2i}}) {
-        std::vector<std::string> row = {name, std::to_string(s->queries)};
-        for (const auto& kr : s->recall) row.push_back(number(kr.second));
-        row.push_back(number(s->median_rank));
-        row.push_back(number(s->mrr));
-        rows.push_back(row);
+      if (sharded) {
+        state = clip::shard_state(clip::retrieval_shard(images, texts, owner, part, opt));
+      } else {
+        Report rep = retrieval_report(clip::retrieval_ranks(images, texts, owner, opt), k_list);
+        j = std::move(rep.json);
+        rows = std::move(rep.rows);
       }
     }
     if (bar) bar->finish();
 
     // ---- output
+    if (summary) return write_report(t, {j, rows}, as_json);
     Output out = Output::open(t.output_path());
-    if (summary) {
-      if (as_json)
-        json::write(out, j);
-      else
-        out.write(table(rows));
+    if (sharded) {
+      WriteOptions with_metadata;
+      with_metadata.metadata = state.metadata;
+      write_tensors(out, Format::safetensors, state.tensors, with_metadata);
     } else {
       const Format f = output_format(to, t.output_path(), out.is_terminal());
       if (f == Format::png) throw_usage("clip-score writes npy, safetensors, txt, csv or json, not png");

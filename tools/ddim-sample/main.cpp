@@ -180,37 +180,20 @@ int main(int argc, char** argv) {
                  models::output_name(declared) + ": sample it with flow-sample");
 
     diffusion::Options o;
-    // The model's declared training schedule, unless the options say otherwise.
-    const auto& meta = model->metadata();
-    auto meta_num = [&](const char* key, double def) {
-      auto it = meta.find(key);
-      if (it == meta.end()) return def;
-      try {
-        std::size_t used = 0;
-        const double v = std::stod(it->second, &used);
-        if (used == it->second.size() && std::isfinite(v)) return v;
-      } catch (...) {
-      }
-      throw_data("model " + model_path + ": metadata '" + key + "' is " + in_quotes(it->second) + ", want a number");
-    };
-    if (!t.given("train-steps")) train_steps = static_cast<long long>(meta_num("train_steps", 1000));
-    if (!t.given("beta-start")) beta_start = meta_num("beta_start", beta_start);
-    if (!t.given("beta-end")) beta_end = meta_num("beta_end", beta_end);
-    if (!t.given("beta-schedule") && meta.count("beta_schedule")) beta_schedule = meta.at("beta_schedule");
-    if (!t.given("rescale-zero-snr") && meta.count("rescale_zero_snr")) rescale = meta.at("rescale_zero_snr") == "true";
+    // The schedule the options give, and the model's declared one where they are silent.
     o.schedule.train_steps = train_steps;
-    if (beta_schedule == "linear")
-      o.schedule.betas = diffusion::BetaSchedule::linear;
-    else if (beta_schedule == "scaled_linear")
-      o.schedule.betas = diffusion::BetaSchedule::scaled_linear;
-    else if (beta_schedule == "squaredcos_cap_v2")
-      o.schedule.betas = diffusion::BetaSchedule::squaredcos_cap_v2;
-    else
-      throw_data("model " + model_path + ": metadata 'beta_schedule' is " + in_quotes(beta_schedule) +
-                 ", want linear, scaled_linear or squaredcos_cap_v2");
+    o.schedule.betas = beta_schedule == "linear"          ? diffusion::BetaSchedule::linear
+                       : beta_schedule == "scaled_linear" ? diffusion::BetaSchedule::scaled_linear
+                                                          : diffusion::BetaSchedule::squaredcos_cap_v2;
     o.schedule.beta_start = beta_start;
     o.schedule.beta_end = beta_end;
     o.schedule.rescale_zero_snr = rescale;
+    std::vector<std::string> given;
+    for (const auto& [option, key] : {std::pair{"train-steps", "train_steps"}, {"beta-schedule", "beta_schedule"},
+                                      {"beta-start", "beta_start"}, {"beta-end", "beta_end"},
+                                      {"rescale-zero-snr", "rescale_zero_snr"}})
+      if (t.given(option)) given.push_back(key);
+    o.schedule = diffusion::model_schedule(model->metadata(), o.schedule, model_path, given);
     o.steps = steps;
     o.spacing = spacing == "leading" ? diffusion::Spacing::leading
                 : spacing == "linspace" ? diffusion::Spacing::linspace

@@ -13,30 +13,6 @@ using namespace nnkit;
 
 namespace {
 
-// "16x24x24", "16,24,24": non-negative integers (positive with `positive`).
-std::vector<std::int64_t> parse_ints(const std::string& s, const char* option, char sep, bool positive) {
-  std::vector<std::int64_t> out;
-  std::size_t at = 0;
-  while (true) {
-    const std::size_t end = s.find_first_of(std::string(1, sep) + ",", at);
-    const std::string item = s.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    std::size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || v < (positive ? 1 : 0) || v > (1LL << 40))
-      throw_usage(std::string(option) + " wants " + (positive ? "positive" : "non-negative") + " integers like " +
-                  (sep == 'x' ? "16x16" : "16,24,24") + ", not " + in_quotes(s));
-    out.push_back(v);
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return out;
-}
-
 // A 1-D list of numbers from a tensor file (LongRoPE's factors).
 std::vector<double> read_factors(const std::string& path, const char* option) {
   Input in = Input::open(path);
@@ -190,10 +166,10 @@ int main(int argc, char** argv) {
 
     std::vector<std::int64_t> grid_dims;
     if (!grid.empty()) {
-      grid_dims = parse_ints(grid, "--grid", 'x', true);
+      grid_dims = rope::parse_int_list(grid, "--grid", 'x', true);
       if (grid_dims.size() < 2 || grid_dims.size() > 3) throw_usage("--grid takes HxW or TxHxW, not " + in_quotes(grid));
     }
-    if (!mrope.empty()) p.mrope_section = parse_ints(mrope, "--mrope-section", ',', false);
+    if (!mrope.empty()) p.mrope_section = rope::parse_int_list(mrope, "--mrope-section", ',', false);
     // The number of position axes: --axes, or what --grid or --mrope-section imply.
     long long n_axes = t.given("axes") ? axes : !grid_dims.empty() ? static_cast<long long>(grid_dims.size())
                                                : !p.mrope_section.empty() ? static_cast<long long>(p.mrope_section.size())

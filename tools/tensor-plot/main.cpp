@@ -1,9 +1,5 @@
 // tensor-plot: pictures of tensors as PNG: scatter plots, histograms, line
 // plots, heatmaps, image grids and trajectories (nnkit/ops/plot.hpp draws them).
-#include <cerrno>
-#include <cmath>
-#include <cstdlib>
-
 #include "nnkit/cli.hpp"
 #include "nnkit/formats/png.hpp"
 #include "nnkit/formats/tensor_io.hpp"
@@ -20,27 +16,6 @@ std::string stem(const std::string& path) {
   const std::size_t dot = s.find_last_of('.');
   if (dot != std::string::npos && dot > 0) s.resize(dot);
   return s;
-}
-
-double parse_number(const std::string& s, const std::string& what) {
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || end != s.c_str() + s.size()) throw_usage(what + " takes numbers, not '" + s + "'");
-  return v;
-}
-
-// "LO,HI": a usage error when malformed; a data error when not finite (the
-// same as data whose range is not finite).
-std::pair<double, double> parse_range(const std::string& s) {
-  const std::size_t comma = s.find(',');
-  if (comma == std::string::npos) throw_usage("--range takes LO,HI (e.g. 0,1), not '" + s + "'");
-  const double lo = parse_number(s.substr(0, comma), "--range");
-  const double hi = parse_number(s.substr(comma + 1), "--range");
-  if (!std::isfinite(lo) || !std::isfinite(hi) || !std::isfinite(hi - lo))
-    throw_data("--range " + s + " is not finite");
-  if (!(lo < hi)) throw_usage("--range needs LO < HI, not '" + s + "'");
-  return {lo, hi};
 }
 
 }  // namespace
@@ -126,7 +101,7 @@ int main(int argc, char** argv) {
     opt.ylabel = ylabel;
     opt.cmap = plot::parse_colormap(cmap);
     opt.density = density == "on" ? plot::Density::on : density == "off" ? plot::Density::off : plot::Density::automatic;
-    if (t.given("range")) opt.range = parse_range(range);
+    if (t.given("range")) opt.range = plot::parse_range(range);
 
     std::vector<NamedTensor> tensors;
     for (const std::string& path : t.input_paths()) {

@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
   return tool.run(argc, argv, [&](cli::Tool& t) {
     if ((parts > 0) == !part.empty())
       throw_usage("give exactly one of --parts N and --part K/N");
-    if (parts < 0) throw_usage("--parts must be positive");
+    // A bound, so that an absurd N is refused at once instead of writing N empty parts.
+    constexpr long long max_parts = 1000000;
+    if (parts < 0 || parts > max_parts) throw_usage("--parts must be from 1 to " + std::to_string(max_parts));
     if (!prefix.empty() && parts == 0) throw_usage("--prefix goes with --parts");
     if (!prefix.empty() && t.output_path() != "-")
       throw_usage("--prefix names the output files; -o is for a single stream");

@@ -1,5 +1,6 @@
 // vq-train: learns a codebook by k-means (k-means++, Lloyd, spherical for
-// cosine), or residual and product codebooks. The algorithm is nnkit/ops/vq.hpp.
+// cosine), or residual and product codebooks; --map and --reduce run one
+// Lloyd iteration over shards. The algorithm is nnkit/ops/vq.hpp.
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -38,15 +39,122 @@ Tensor read_training_set(Input& in, std::int64_t patch) {
   return all;
 }
 
+// The codebook [K, D] of --init FILE for --map and --reduce: float32, finite.
+Tensor read_flat_codebook(const std::string& path) {
+  Input f = Input::open(path);
+  Tensor c = read_one_tensor(f);
+  if (c.ndim() != 2 || c.numel() == 0)
+    throw_data("the codebook of --init must be [K, D], not " + shape_str(c.shape()) + " (" + f.name() + ")");
+  return vq::prepare_training_input(c, f.name());
+}
+
+// A usage error naming the first of `options` given with --map or --reduce.
+void refuse_options(const cli::Tool& t, const char* mode, std::initializer_list<const char*> options) {
+  for (const char* o : options)
+    if (t.given(o)) throw_usage(std::string("--") + o + " does not go with --" + mode);
+}
+
+bool stdout_is_terminal(const cli::Tool& t) { return t.output_path() == "-" && is_terminal_fd(1); }
+
+// The codebook's output format, checked before the work.
+Format codebook_format(const cli::Tool& t) {
+  const Format f = output_format(t.to_format(), t.output_path(), stdout_is_terminal(t));
+  if (f == Format::png || f == Format::npz)
+    throw_usage("vq-train writes npy, safetensors, txt, csv or json, not " + std::string(format_name(f)));
+  return f;
+}
+
+// vq-train --map: one shard's sufficient statistics for one Lloyd update.
+void run_map(cli::Tool& t, const Tensor& codes, vq::Metric metric, std::int64_t patch) {
+  if (t.input_paths().size() > 1) throw_usage("--map reads one INPUT (a shard of the training vectors)");
+  // npy, or text for a person on a terminal; refused before the work.
+  const Format f = output_format(t.to_format(), t.output_path(), stdout_is_terminal(t));
+  if (f != Format::npy && !(f == Format::txt && stdout_is_terminal(t) && t.to_format().empty()))
+    throw_usage("--map writes an npy stream, not " + std::string(format_name(f)));
+  Input in = Input::open(t.input_paths().front());
+  const Tensor x = read_training_set(in, patch);
+  const std::int64_t k = codes.dim(0), d = codes.dim(1);
+  if (x.dim(1) != d)
+    throw_data("the vectors have dimension " + std::to_string(x.dim(1)) + ", the codes of --init " + std::to_string(d) +
+               " (" + in.name() + ")");
+  const vq::ClusterStats stats = vq::cluster_stats(x.data<float>(), x.dim(0), d, codes.data<float>(), k, d, metric);
+
+  Output out = Output::open(t.output_path());
+  std::vector<NamedTensor> tensors;
+  for (Tensor& s : vq::stats_to_tensors(stats)) tensors.push_back({"", std::move(s)});
+  write_tensors(out, f, tensors);
+  out.commit();
+}
+
+// Adds the statistics of every shard in the npy streams of `paths` (5 tensors
+// a shard) after checking that they belong to these codes and metric.
+vq::ClusterStats read_all_stats(const std::vector<std::string>& paths, const Tensor& codes, vq::Metric metric,
+                                const std::string& codes_name) {
+  const std::int64_t k = codes.dim(0), d = codes.dim(1);
+  vq::ClusterStats total(k, d, metric);
+  for (const std::string& path : paths) {
+    Input in = Input::open(path);
+    std::vector<Tensor> group;
+    std::int64_t shard = 0;
+    for_each_tensor(in, [&](NamedTensor&& nt) {
+      const std::string where = in.name() + ", shard " + std::to_string(shard);
+      if (group.empty() && (nt.tensor.dtype() != DType::i8 || nt.tensor.ndim() != 1))
+        throw_data("not the statistics of vq-train --map: a " + std::string(dtype_name(nt.tensor.dtype())) + " " +
+                   shape_str(nt.tensor.shape()) + " where a header int64 [8] should be (" + where + ")");
+      group.push_back(std::move(nt.tensor));
+      if (group.size() < static_cast<std::size_t>(vq::stats_tensors)) return;
+      ++shard;
+      const vq::ClusterStats s = vq::stats_from_tensors(group, where);
+      group.clear();
+      if (s.k != k || s.d != d)
+        throw_data("statistics of " + std::to_string(s.k) + " codes of dimension " + std::to_string(s.d) + ", --init " +
+                   codes_name + " has " + std::to_string(k) + " of dimension " + std::to_string(d) + " (" + where + ")");
+      if (s.metric != metric)
+        throw_data(std::string("statistics of --metric ") + vq::metric_name(s.metric) + ", not " +
+                   vq::metric_name(metric) + " (" + where + ")");
+      total.merge(s);
+    });
+    if (!group.empty())
+      throw_data("truncated statistics: the stream ends " + std::to_string(group.size()) + " tensor" +
+                 (group.size() == 1 ? "" : "s") + " into shard " + std::to_string(shard) + " of " +
+                 std::to_string(vq::stats_tensors) + " (" + in.name() + ")");
+  }
+  return total;
+}
+
+// vq-train --reduce: the codes after Lloyd update `iteration` from the
+// statistics of all the shards.
+void run_reduce(cli::Tool& t, const Tensor& codes, const std::string& codes_name, vq::Metric metric,
+                std::int64_t iteration, std::uint64_t seed) {
+  const Format f = codebook_format(t);
+  const vq::ClusterStats stats = read_all_stats(t.input_paths(), codes, metric, codes_name);
+  const std::int64_t k = codes.dim(0);
+  if (stats.vectors < k)
+    throw_data("cannot train " + std::to_string(k) + " codes from " + std::to_string(stats.vectors) + " vector" +
+               (stats.vectors == 1 ? "" : "s") + ": the shards hold fewer vectors than --init has codes");
+  vq::CodeUpdate u = vq::update_codes(stats, codes.data<float>(), iteration, seed, 0);
+
+  Output out = Output::open(t.output_path());
+  Tensor next = Tensor::from_vector<float>(codes.shape(), u.codes);
+  write_tensors(out, f, {{f == Format::safetensors ? "codebook" : "", std::move(next)}});
+  out.commit();
+  if (!t.quiet())
+    std::fprintf(stderr, "vq-train: iteration %lld: inertia %.9g of %lld vectors\n",
+                 static_cast<long long>(iteration), stats.inertia.to_double(), static_cast<long long>(stats.vectors));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  long long k = 0, iters = 25, sample = 0, seed = static_cast<long long>(default_seed), residual = 0, pq = 0, patch = 0;
+  long long k = 0, iters = 25, sample = 0, seed = static_cast<long long>(default_seed), residual = 0, pq = 0, patch = 0,
+            iteration = 0;
   double tol = 0;
+  bool map = false, reduce = false;
   std::string init = "kmeans++", metric = "l2";
   cli::Tool tool("vq-train", "Vector quantization: learn a codebook by k-means.");
-  tool.synopsis("--k K [OPTIONS] [INPUT]")
-      .inputs(0, 1)
+  tool.synopsis("--k K [OPTIONS] [INPUT]\n  or:  vq-train --map --init CODES [OPTIONS] [INPUT] -o STATS\n"
+                "  or:  vq-train --reduce --init CODES --iteration I [OPTIONS] [STATS...]")
+      .inputs(0, -1)
       .description(
           "INPUT holds training vectors [..., D] (npy or npy stream, safetensors, text or PNG; every tensor of a "
           "stream joins the training set). The output is a float32 codebook [K, D] for vq-encode and vq-decode; "
@@ -54,11 +162,19 @@ int main(int argc, char** argv) {
           "--pq M a codebook [M, K, D/M] (each slice of the channels trained on its own).\n\n"
           "k-means++ picks the first code uniformly and each next with probability proportional to the squared "
           "distance to the nearest code so far; then Lloyd iterations assign every vector to its nearest code "
-          "(exactly, ties to the lowest index) and move each code to the mean of its vectors, until --iters "
-          "updates, no assignment changes, or an improvement below --tol. A cluster left empty is re-seeded by "
-          "splitting the largest cluster in two. --metric cosine is spherical k-means: unit-length codes, the mean "
-          "direction of their vectors. Results depend on --seed only, not on --threads. On a terminal the inertia "
-          "(sum of squared distances to the nearest code) is shown after every iteration.")
+          "(exactly, ties to the lowest index) and move each code to the mean of its vectors; they stop after "
+          "--iters updates, when an update would leave every code bit for bit as it is (converged), or after an "
+          "improvement below --tol. Each code's vectors are summed exactly, so the mean does not depend on their order. A cluster "
+          "left empty is re-seeded by splitting the largest cluster in two. --metric cosine is spherical k-means: "
+          "unit-length codes, the mean direction of their vectors. Results depend on --seed only, not on "
+          "--threads. On a terminal the inertia (sum of squared distances to the nearest code) is shown after "
+          "every iteration.\n\n"
+          "Map-reduce, for data beyond one machine: each Lloyd iteration I = 0, 1, ... runs --map on every shard "
+          "with the current codes, writing the shard's exact statistics (an npy stream), then --reduce adds the "
+          "statistics of all shards, in any order, and writes the next codes. After N iterations the codes are "
+          "byte for byte those of vq-train --init CODES --iters N on all the data, whatever the shards and "
+          "threads; the run has converged when --reduce writes the codes it was given (cmp). --reduce prints the "
+          "inertia of the codes of --init on stderr (unless -q).")
       .output_formats({"npy", "safetensors", "txt", "csv", "json"},
                       "from the -o extension, else npy on a pipe and txt on a terminal")
       .option("k,k", &k, "K", "the number of codes (default: none; required unless --init gives a codebook)")
@@ -73,13 +189,49 @@ int main(int argc, char** argv) {
       .option("residual", &residual, "L", "train a residual codebook of L stages, [L, K, D] (default: 0, off)")
       .option("pq", &pq, "M", "train a product codebook of M subspaces, [M, K, D/M] (default: 0, off)")
       .option("patch", &patch, "P", "train on the P x P patches of images [H, W, C] (default: 0, off)")
+      .flag("map", &map,
+            "write the statistics of INPUT (a shard) for one Lloyd update of the codes of --init FILE, an npy "
+            "stream (the map step)")
+      .flag("reduce", &reduce,
+            "add the statistics of every shard (STATS files or stdin, concatenated npy streams) and write the "
+            "codes after Lloyd update --iteration of the codes of --init FILE (the reduce step)")
+      .option("iteration", &iteration, "I",
+              "the number of the update for --reduce, 0 for the first, which numbers the random re-seeding "
+              "(default: none, required with --reduce)")
       .example("vq-train --k 1024 emb.npy -o codes.npy", "a codebook of 1024 codes for embeddings [N, D]")
       .example("vq-train --k 16 photo.png -o palette.npy", "a 16-colour palette of an image")
       .example("vq-train --k 256 --residual 4 x.npy -o rq.npy", "residual quantization: 4 stages of 256 codes")
       .example("vq-train --k 256 --pq 8 x.npy -o pq.npy", "product quantization: 8 subspaces of 256 codes")
       .example("vq-train --k 4096 --sample 200000 --metric cosine emb.npy -o codes.npy",
-               "spherical k-means on a random 200,000 of the embeddings");
+               "spherical k-means on a random 200,000 of the embeddings")
+      .example("vq-train --map --init c3.npy shard_07.npy -o stats_07.npy",
+               "the statistics of one shard under the codes of iteration 3")
+      .example("cat stats_*.npy | vq-train --reduce --init c3.npy --iteration 3 -o c4.npy",
+               "the codes of iteration 4 from the statistics of all shards");
   return tool.run(argc, argv, [&](cli::Tool& t) {
+    if (map || reduce) {
+      const char* mode = map ? "map" : "reduce";
+      if (map && reduce) throw_usage("give --map or --reduce, not both");
+      refuse_options(t, mode, {"k", "iters", "tol", "sample", "residual", "pq"});
+      refuse_options(t, mode, map ? std::initializer_list<const char*>{"seed", "iteration"} : std::initializer_list<const char*>{"patch"});
+      if (!t.given("init") || init == "kmeans++" || init == "random")
+        throw_usage(std::string("--") + mode + " needs --init FILE, the codebook [K, D] of this iteration");
+      if (reduce && !t.given("iteration")) throw_usage("--reduce needs --iteration I, the number of the update (0 first)");
+      if (iteration < 0) throw_usage("--iteration must be 0 or more, not " + std::to_string(iteration));
+      if (seed < 0) throw_usage("--seed must be 0 or more, not " + std::to_string(seed));
+      if (patch < 0) throw_usage("--patch must be 1 or more (0: off)");
+      const vq::Metric m = metric == "cosine" ? vq::Metric::cosine : vq::Metric::l2;
+      const Tensor codes = read_flat_codebook(init);
+      if (map)
+        run_map(t, codes, m, patch);
+      else
+        run_reduce(t, codes, init, m, iteration, static_cast<std::uint64_t>(seed));
+      return;
+    }
+    if (t.given("iteration")) throw_usage("--iteration goes with --reduce");
+    if (t.input_paths().size() > 1)
+      throw_usage("too many inputs: at most 1 INPUT, got " + std::to_string(t.input_paths().size()) +
+                  " (join them with tensor-cat, or use --reduce for statistics)");
     if (t.given("k") && k < 1) throw_usage("--k must be 1 or more, not " + std::to_string(k));
     if (iters < 0) throw_usage("--iters must be 0 or more, not " + std::to_string(iters));
     if (!(tol >= 0 && tol < 1)) throw_usage("--tol must be at least 0 and below 1");

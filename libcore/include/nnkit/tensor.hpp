@@ -35,7 +35,9 @@ class Tensor {
   Tensor& operator=(Tensor&&) noexcept = default;
 
   // A tensor whose contents are left unset (readers fill it; pages are only
-  // touched as data arrives). Allocation failure is a data error naming the size.
+  // touched as data arrives). Allocation failure is a data error naming the
+  // size, and so is a tensor larger than NNKIT_MAX_MEMORY (memory_limit.hpp);
+  // both constructors and copies check the same way.
   static Tensor uninitialized(DType dtype, Shape shape);
 
   template <class T>

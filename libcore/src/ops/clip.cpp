@@ -4,8 +4,10 @@
 // on it are in similarity.cpp.
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 
 #include "nnkit/ops/clip.hpp"
@@ -264,6 +266,219 @@ Tensor siglip_pair_probabilities(const Embeddings& images, const Embeddings& tex
   const Tensor cos = pair_cosines(images, texts);
   const double tt = t, bb = b;
   return map_values(cos, [tt, bb](double c) { return 1.0 / (1.0 + std::exp(-(tt * c + bb))); });
+}
+
+}  // namespace nnkit::clip
+
+// ---------------------------------------------------------------- sharded retrieval
+
+namespace nnkit::clip {
+
+namespace {
+
+constexpr std::uint64_t fnv_basis = 14695981039346656037ull, fnv_prime = 1099511628211ull;
+constexpr std::size_t fingerprint_chunk = 1 << 20;  // bytes hashed on their own, fixed for every thread count
+constexpr const char* state_format = "nnkit clip-score retrieval shard";
+constexpr const char* state_version = "1";
+
+// FNV-1a over 64-bit words (a zero-padded tail): quick, and plenty to tell runs apart.
+std::uint64_t fnv(const void* data, std::size_t bytes, std::uint64_t h = fnv_basis) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t k = 0; k < bytes; k += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, p + k, std::min<std::size_t>(8, bytes - k));
+    h = (h ^ word) * fnv_prime;
+  }
+  return h;
+}
+
+// Hashes bytes in fixed chunks in parallel, then the chunk hashes in order into h.
+std::uint64_t fnv_chunked(std::uint64_t h, const void* data, std::size_t bytes) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  const auto chunks = static_cast<std::int64_t>((bytes + fingerprint_chunk - 1) / fingerprint_chunk);
+  std::vector<std::uint64_t> hashes(static_cast<std::size_t>(chunks));
+  parallel_for(chunks, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t c = b; c < e; ++c) {
+      const std::size_t at = static_cast<std::size_t>(c) * fingerprint_chunk;
+      hashes[c] = fnv(p + at, std::min(fingerprint_chunk, bytes - at));
+    }
+  });
+  const std::uint64_t size = bytes;
+  h = fnv(&size, sizeof size, h);
+  return fnv(hashes.data(), hashes.size() * sizeof(std::uint64_t), h);
+}
+
+std::string shard_label(Part p) { return std::to_string(p.index) + "/" + std::to_string(p.count); }
+
+// Rows [begin, end) of the images that shard `part` ranks.
+std::pair<std::int64_t, std::int64_t> shard_rows(std::int64_t images, std::int64_t block, Part part) {
+  const auto [b0, b1] = part_range(row_block_count(images, block), part);
+  return {std::min(images, b0 * block), std::min(images, b1 * block)};
+}
+
+// Data error unless b is a shard of the same run as a.
+void check_same_run(const RetrievalShard& a, const RetrievalShard& b) {
+  auto differ = [&](const std::string& what, const std::string& x, const std::string& y) {
+    throw_data(b.name + " and " + a.name + " are shards of different runs: " + what + " " + y + " vs " + x);
+  };
+  if (b.images != a.images) differ("images", std::to_string(a.images), std::to_string(b.images));
+  if (b.texts != a.texts) differ("texts", std::to_string(a.texts), std::to_string(b.texts));
+  if (b.block != a.block) differ("--block", std::to_string(a.block), std::to_string(b.block));
+  if (b.part.count != a.part.count)
+    differ("shard counts", std::to_string(a.part.count), std::to_string(b.part.count));
+  if (b.fingerprint != a.fingerprint)
+    throw_data(b.name + " and " + a.name + " are shards of different runs: their inputs differ (fingerprints)");
+}
+
+// Data error unless the shard holds the rows its part names and counts a run can produce.
+void check_shard_counts(const RetrievalShard& s) {
+  const auto [r0, r1] = shard_rows(s.images, s.block, s.part);
+  if (s.row_begin != r0 || static_cast<std::int64_t>(s.image_to_text.size()) != r1 - r0)
+    throw_data(s.name + " holds image rows from " + std::to_string(s.row_begin) + ", " +
+               std::to_string(s.image_to_text.size()) + " of them, but shard " + shard_label(s.part) +
+               " is rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ")");
+  if (static_cast<std::int64_t>(s.text_competitors.size()) != s.texts)
+    throw_data(s.name + " holds " + std::to_string(s.text_competitors.size()) + " text counts for " +
+               std::to_string(s.texts) + " texts");
+  for (std::int64_t r : s.image_to_text)
+    if (r < 0 || r > s.texts) throw_data(s.name + " holds an image rank of " + std::to_string(r) + ", beyond 0.." +
+                                         std::to_string(s.texts));
+  for (std::int64_t c : s.text_competitors)
+    if (c < 0 || c > r1 - r0)
+      throw_data(s.name + " holds a text count of " + std::to_string(c) + ", beyond the shard's " +
+                 std::to_string(r1 - r0) + " images");
+}
+
+std::int64_t meta_int(const ShardState& st, const std::string& key, const std::string& name) {
+  const auto it = st.metadata.find(key);
+  if (it == st.metadata.end()) throw_data(name + ": the state has no '" + key + "' in its metadata");
+  const std::string& v = it->second;
+  std::size_t used = 0;
+  long long x = -1;
+  try {
+    x = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (v.empty() || used != v.size() || x < 0 || !std::isdigit(static_cast<unsigned char>(v[0])))
+    throw_data(name + ": metadata '" + key + "' is " + in_quotes(v) + ", want a whole number");
+  return x;
+}
+
+const Tensor& state_tensor(const ShardState& st, const std::string& key, std::int64_t length,
+                           const std::string& name) {
+  for (const auto& nt : st.tensors) {
+    if (nt.name != key) continue;
+    if (nt.tensor.dtype() != DType::i8 || nt.tensor.ndim() != 1 || nt.tensor.dim(0) != length)
+      throw_data(name + ": tensor '" + key + "' must be int64 [" + std::to_string(length) + "], not " +
+                 std::string(dtype_name(nt.tensor.dtype())) + " " + shape_str(nt.tensor.shape()));
+    return nt.tensor;
+  }
+  throw_data(name + ": the state has no tensor '" + key + "'");
+}
+
+std::vector<std::int64_t> to_vector(const Tensor& t) {
+  const std::int64_t* p = t.data<std::int64_t>();
+  return {p, p + t.numel()};
+}
+
+}  // namespace
+
+std::uint64_t retrieval_fingerprint(const Embeddings& images, const Embeddings& texts,
+                                    const std::vector<std::int64_t>& text_image) {
+  const std::int64_t shape[3] = {images.rows(), texts.rows(), images.dim()};
+  std::uint64_t h = fnv(shape, sizeof shape);
+  h = fnv_chunked(h, images.data.data<float>(), static_cast<std::size_t>(images.data.numel()) * sizeof(float));
+  h = fnv_chunked(h, texts.data.data<float>(), static_cast<std::size_t>(texts.data.numel()) * sizeof(float));
+  return fnv_chunked(h, text_image.data(), text_image.size() * sizeof(std::int64_t));
+}
+
+RetrievalRanks merge_retrieval(const std::vector<RetrievalShard>& shards) {
+  if (shards.empty()) throw_internal("merge_retrieval: no shards");
+  const RetrievalShard& a = shards.front();
+  std::vector<const RetrievalShard*> by_part;
+  for (const RetrievalShard& s : shards) {
+    check_same_run(a, s);
+    check_shard_counts(s);
+    by_part.push_back(&s);
+  }
+  std::sort(by_part.begin(), by_part.end(),
+            [](const RetrievalShard* x, const RetrievalShard* y) { return x->part.index < y->part.index; });
+  for (std::size_t k = 1; k < by_part.size(); ++k)
+    if (by_part[k]->part.index == by_part[k - 1]->part.index)
+      throw_data(by_part[k]->name + " and " + by_part[k - 1]->name + " are both shard " +
+                 shard_label(by_part[k]->part));
+  std::int64_t next = 0;  // the first shard not given
+  while (next < static_cast<std::int64_t>(by_part.size()) && by_part[next]->part.index == next) ++next;
+  if (next < a.part.count)
+    throw_data("shard " + shard_label({next, a.part.count}) + " is missing: " + std::to_string(shards.size()) +
+               " state(s) given, one per shard needed");
+
+  RetrievalRanks r;
+  r.image_to_text.resize(static_cast<std::size_t>(a.images));
+  std::vector<std::int64_t> competitors(static_cast<std::size_t>(a.texts), 0);
+  for (const RetrievalShard& s : shards) {
+    std::copy(s.image_to_text.begin(), s.image_to_text.end(), r.image_to_text.begin() + s.row_begin);
+    for (std::int64_t j = 0; j < a.texts; ++j) competitors[j] += s.text_competitors[j];
+  }
+  r.text_to_image.resize(competitors.size());
+  for (std::int64_t j = 0; j < a.texts; ++j) {
+    if (competitors[j] >= a.images)
+      throw_data("the shards count " + std::to_string(competitors[j]) + " competitors of text " + std::to_string(j) +
+                 " among " + std::to_string(a.images) + " images: the states are damaged");
+    r.text_to_image[j] = 1 + competitors[j];
+  }
+  return r;
+}
+
+ShardState shard_state(const RetrievalShard& s) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(s.fingerprint));
+  ShardState st;
+  st.metadata = {{"format", state_format},
+                 {"version", state_version},
+                 {"images", std::to_string(s.images)},
+                 {"texts", std::to_string(s.texts)},
+                 {"block", std::to_string(s.block)},
+                 {"shard", std::to_string(s.part.index)},
+                 {"shards", std::to_string(s.part.count)},
+                 {"row_begin", std::to_string(s.row_begin)},
+                 {"row_end", std::to_string(s.row_begin + static_cast<std::int64_t>(s.image_to_text.size()))},
+                 {"fingerprint", hex}};
+  const auto rows = static_cast<std::int64_t>(s.image_to_text.size());
+  st.tensors.push_back({"image_to_text_rank", Tensor::from_vector<std::int64_t>({rows}, s.image_to_text)});
+  st.tensors.push_back({"text_to_image_count", Tensor::from_vector<std::int64_t>({s.texts}, s.text_competitors)});
+  return st;
+}
+
+RetrievalShard shard_from_state(ShardState st, std::string name) {
+  const auto format = st.metadata.find("format");
+  if (format == st.metadata.end() || format->second != state_format)
+    throw_data(name + " is not a clip-score retrieval shard state (a safetensors file whose metadata format is '" +
+               state_format + "', written by --shard)");
+  if (st.metadata["version"] != state_version)
+    throw_data(name + ": state version " + in_quotes(st.metadata["version"]) + ", this clip-score reads " +
+               state_version);
+  RetrievalShard s;
+  s.images = meta_int(st, "images", name);
+  s.texts = meta_int(st, "texts", name);
+  s.block = meta_int(st, "block", name);
+  s.part = {meta_int(st, "shard", name), meta_int(st, "shards", name)};
+  s.row_begin = meta_int(st, "row_begin", name);
+  const std::int64_t row_end = meta_int(st, "row_end", name);
+  if (s.block < 1 || s.part.count < 1 || s.part.index >= s.part.count || row_end < s.row_begin ||
+      row_end > s.images)
+    throw_data(name + ": inconsistent metadata (block " + std::to_string(s.block) + ", shard " +
+               shard_label(s.part) + ", rows " + std::to_string(s.row_begin) + ".." + std::to_string(row_end) +
+               " of " + std::to_string(s.images) + ")");
+  const std::string& hex = st.metadata["fingerprint"];
+  if (hex.size() != 16 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw_data(name + ": metadata 'fingerprint' is " + in_quotes(hex) + ", want 16 hex digits");
+  s.fingerprint = std::stoull(hex, nullptr, 16);
+  s.image_to_text = to_vector(state_tensor(st, "image_to_text_rank", row_end - s.row_begin, name));
+  s.text_competitors = to_vector(state_tensor(st, "text_to_image_count", s.texts, name));
+  s.name = std::move(name);
+  return s;
 }
 
 }  // namespace nnkit::clip

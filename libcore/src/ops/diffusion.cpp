@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "nnkit/error.hpp"
+#include "nnkit/memory_limit.hpp"
 #include "nnkit/parallel.hpp"
 #include "nnkit/rng.hpp"
 
@@ -50,8 +52,8 @@ std::uint64_t splitmix64(std::uint64_t z) {
 class Evaluator {
  public:
   Evaluator(const models::Model& m, const Options& o, const Run& run, std::int64_t n)
-      : m_(m), o_(o), run_(run), n_(n), out_(static_cast<std::size_t>(n * m.dim())) {
-    if (run.labels && o.guidance != 1) uncond_.resize(out_.size());
+      : m_(m), o_(o), run_(run), n_(n), out_(make_buffer<float>(checked_numel({n, m.dim()}), what(n, m))) {
+    if (run.labels && o.guidance != 1) uncond_ = make_buffer<float>(n * m.dim(), what(n, m));
   }
   const float* operator()(const float* x, std::int64_t t, double abar) {
     const models::Time time{static_cast<double>(t), std::sqrt(abar), std::sqrt(1 - abar)};
@@ -71,6 +73,9 @@ class Evaluator {
   const Run& run_;
   std::int64_t n_;
   std::vector<float> out_, uncond_;
+  static std::string what(std::int64_t n, const models::Model& m) {
+    return "the model outputs " + shape_str({n, m.dim()}) + " float32";
+  }
 };
 
 void check_input(const models::Model& model, const Tensor& x, const char* what) {
@@ -101,7 +106,9 @@ void record(const Run& run, const Tensor& x, std::int64_t slot) {
 
 std::vector<double> betas(const Schedule& s) {
   const std::int64_t T = s.train_steps;
-  if (T < 1) throw_usage("the number of training steps must be at least 1");
+  if (T < 1 || T > kMaxTrainSteps)
+    throw_usage("the number of training steps must be from 1 to " + std::to_string(kMaxTrainSteps) + ", not " +
+                std::to_string(T));
   std::vector<double> b;
   switch (s.betas) {
     case BetaSchedule::linear:
@@ -136,19 +143,101 @@ std::vector<double> betas(const Schedule& s) {
     for (std::size_t i = 0; i < r.size(); ++i) abar2[i] = f32(r[i] * r[i]);
     b[0] = f32(1 - abar2[0]);
     for (std::size_t i = 1; i < r.size(); ++i) b[i] = f32(1 - f32(abar2[i] / abar2[i - 1]));
+    // abar that reaches 0 in float32 before the last step gives 0/0 here.
+    for (double v : b)
+      if (!(v >= 0 && v <= 1))
+        throw_usage("--rescale-zero-snr: the schedule reaches zero signal before its last step; lower --beta-end");
   }
   return b;
+}
+
+namespace {
+
+// One metadata value of a model's schedule, strictly parsed.
+class ScheduleKeys {
+ public:
+  ScheduleKeys(const std::map<std::string, std::string>& m, const std::string& where,
+               const std::vector<std::string>& overridden)
+      : m_(m), where_(where), overridden_(overridden) {}
+  const std::string* find(const std::string& key) const {
+    if (std::find(overridden_.begin(), overridden_.end(), key) != overridden_.end()) return nullptr;
+    auto it = m_.find(key);
+    return it == m_.end() ? nullptr : &it->second;
+  }
+  // A finite number from lo to hi (open ends where open).
+  double number(const std::string& key, double def, double lo, double hi, bool open, const std::string& want) const {
+    const std::string* v = find(key);
+    if (!v) return def;
+    double x = 0;
+    std::size_t used = 0;
+    try {
+      x = std::stod(*v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    const bool inside = open ? (x > lo && x < hi) : (x >= lo && x <= hi);
+    if (used == 0 || used != v->size() || !std::isfinite(x) || !inside) bad(key, want);
+    return x;
+  }
+  [[noreturn]] void bad(const std::string& key, const std::string& want) const {
+    throw_data("model " + where_ + ": metadata '" + key + "' is " + in_quotes(m_.at(key)) + ", want " + want);
+  }
+
+ private:
+  const std::map<std::string, std::string>& m_;
+  const std::string& where_;
+  const std::vector<std::string>& overridden_;
+};
+
+}  // namespace
+
+Schedule model_schedule(const std::map<std::string, std::string>& metadata, Schedule s, const std::string& where,
+                        const std::vector<std::string>& overridden) {
+  const ScheduleKeys keys(metadata, where, overridden);
+  const std::string steps_want = "a whole number from 1 to " + std::to_string(kMaxTrainSteps);
+  const double t = keys.number("train_steps", static_cast<double>(s.train_steps), 1,
+                               static_cast<double>(kMaxTrainSteps), false, steps_want);
+  if (t != std::floor(t)) keys.bad("train_steps", steps_want);
+  s.train_steps = static_cast<std::int64_t>(t);
+  s.beta_start = keys.number("beta_start", s.beta_start, 0, 1, true, "a number in (0, 1)");
+  s.beta_end = keys.number("beta_end", s.beta_end, 0, 1, true, "a number in (0, 1)");
+  if (const std::string* v = keys.find("beta_schedule")) {
+    if (*v == "linear")
+      s.betas = BetaSchedule::linear;
+    else if (*v == "scaled_linear")
+      s.betas = BetaSchedule::scaled_linear;
+    else if (*v == "squaredcos_cap_v2")
+      s.betas = BetaSchedule::squaredcos_cap_v2;
+    else
+      keys.bad("beta_schedule", "linear, scaled_linear or squaredcos_cap_v2");
+  }
+  if (const std::string* v = keys.find("rescale_zero_snr")) {
+    if (*v == "true" || *v == "1")
+      s.rescale_zero_snr = true;
+    else if (*v == "false" || *v == "0")
+      s.rescale_zero_snr = false;
+    else
+      keys.bad("rescale_zero_snr", "true or false");
+  }
+  return s;
 }
 
 std::vector<double> alphas_cumprod(const Schedule& s) { return cumprod_f32(betas(s)); }
 
 std::vector<std::int64_t> timesteps(std::int64_t T, std::int64_t S, Spacing spacing, std::int64_t offset) {
   if (S < 1) throw_usage("--steps must be at least 1");
+  if (T > kMaxTrainSteps)
+    throw_usage("the number of training steps must be from 1 to " + std::to_string(kMaxTrainSteps) + ", not " +
+                std::to_string(T));
   if (S > T)
     throw_usage("--steps " + std::to_string(S) + " is more than the " + std::to_string(T) + " training steps");
   std::vector<std::int64_t> ts;
   switch (spacing) {
     case Spacing::leading:
+      // Checked first: a huge offset would overflow the sum below.
+      if (offset < 0 || offset >= T)
+        throw_usage("--steps-offset " + std::to_string(offset) + " puts timesteps outside [0, " + std::to_string(T) +
+                    "): lower --steps-offset");
       for (std::int64_t i = S - 1; i >= 0; --i) ts.push_back(i * (T / S) + offset);
       break;
     case Spacing::linspace: {
@@ -173,7 +262,20 @@ std::vector<std::int64_t> timesteps(std::int64_t T, std::int64_t S, Spacing spac
   return ts;
 }
 
+void validate(const Options& o) {
+  const Schedule& s = o.schedule;
+  if (!(s.beta_start > 0 && s.beta_end > 0 && s.beta_start < 1 && s.beta_end < 1))
+    throw_usage("--beta-start and --beta-end must be in (0, 1)");
+  if (!(o.eta >= 0 && o.eta <= 1)) throw_usage("--eta must be from 0 to 1");
+  if (!(o.clip_sample >= 0) || !std::isfinite(o.clip_sample)) throw_usage("--clip-sample must be 0 (off) or positive");
+  if (!(o.threshold >= 0 && o.threshold <= 1)) throw_usage("--threshold must be from 0 (off) to 1");
+  if (!(o.threshold_max >= 1) || !std::isfinite(o.threshold_max)) throw_usage("--threshold-max must be at least 1");
+  if (!std::isfinite(o.guidance)) throw_usage("--guidance must be finite");
+  if (o.steps_offset < 0) throw_usage("--steps-offset must be at least 0");
+}
+
 std::vector<Step> plan(const Options& o) {
+  validate(o);
   const auto ac = alphas_cumprod(o.schedule);
   const auto ts = timesteps(o.schedule.train_steps, o.steps, o.spacing, o.steps_offset);
   const double final_abar = o.final_alpha_one ? 1.0 : ac.front();

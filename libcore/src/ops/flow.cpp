@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "nnkit/error.hpp"
+#include "nnkit/memory_limit.hpp"
 #include "nnkit/parallel.hpp"
 #include "nnkit/rng.hpp"
 
@@ -96,9 +97,10 @@ int evaluations_per_step(Solver s) {
 double shift_time(double t, double s) { return s * t / (1 + (s - 1) * t); }
 
 std::vector<double> time_grid(std::int64_t steps, double shift, bool reverse) {
-  if (steps < 1) throw_usage("the number of steps must be at least 1");
+  if (steps < 1 || steps > kMaxSteps)
+    throw_usage("the number of steps must be from 1 to " + std::to_string(kMaxSteps) + ", not " + std::to_string(steps));
   if (!(shift > 0) || !std::isfinite(shift)) throw_usage("the shift must be a positive number");
-  std::vector<double> g(static_cast<std::size_t>(steps + 1));
+  std::vector<double> g = make_buffer<double>(steps + 1, "the time grid of " + std::to_string(steps) + " steps");
   for (std::int64_t i = 0; i <= steps; ++i) {
     const double t = 1.0 - static_cast<double>(i) / static_cast<double>(steps);
     g[static_cast<std::size_t>(i)] = shift_time(t, shift);
@@ -110,7 +112,8 @@ std::vector<double> time_grid(std::int64_t steps, double shift, bool reverse) {
 }
 
 void validate(const Options& o) {
-  if (o.solver != Solver::dopri5 && o.steps < 1) throw_usage("--steps must be at least 1");
+  if (o.solver != Solver::dopri5 && (o.steps < 1 || o.steps > kMaxSteps))
+    throw_usage("--steps must be from 1 to " + std::to_string(kMaxSteps) + ", not " + std::to_string(o.steps));
   if (!(o.shift > 0) || !std::isfinite(o.shift)) throw_usage("--shift must be a positive number");
   if (o.solver == Solver::dopri5) {
     if (!(o.rtol >= 0) || !(o.atol >= 0) || !std::isfinite(o.rtol) || !std::isfinite(o.atol) ||
@@ -164,7 +167,10 @@ Stats integrate(const Options& o, const std::vector<double>& grid, std::int64_t 
   Stats st;
   const std::size_t size = static_cast<std::size_t>(n * m);
   if (y.size() != size) throw_internal("flow::integrate: state size");
-  std::vector<double> k1(size), k2(size), k3(size), k4(size), tmp(size);
+  // Each stage's state is as large as the whole batch in double: bound each.
+  const std::string stage = "a solver stage of " + shape_str({n, m}) + " float64";
+  auto state = [&] { return make_buffer<double>(n * m, stage); };
+  std::vector<double> k1 = state(), k2 = state(), k3 = state(), k4 = state(), tmp = state();
   auto f = [&](double t, const std::vector<double>& in, std::vector<double>& out) {
     rhs(t, in.data(), out.data());
     ++st.evaluations;
@@ -208,7 +214,7 @@ Stats integrate(const Options& o, const std::vector<double>& grid, std::int64_t 
   // dopri5: adaptive, FSAL, one step size for all rows.
   const double t0 = grid.front(), t1 = grid.back();
   const double dir = t1 >= t0 ? 1.0 : -1.0;
-  std::vector<double> k5(size), k6(size), k7(size), y5(size);
+  std::vector<double> k5 = state(), k6 = state(), k7 = state(), y5 = state();
   double t = t0;
   double h = dir * std::min(o.first_step > 0 ? o.first_step : 0.01, std::abs(t1 - t0));
   if (t0 == t1) return st;
@@ -291,8 +297,10 @@ Stats sample(const Field& field, const Options& o, Tensor& x, bool reverse, cons
   const std::vector<double> grid = o.solver == Solver::dopri5 ? std::vector<double>{reverse ? 0.0 : 1.0, reverse ? 1.0 : 0.0}
                                                               : time_grid(o.steps, o.shift, reverse);
   float* xs = x.data<float>();
-  std::vector<double> y(xs, xs + n * d);
-  std::vector<float> xf(static_cast<std::size_t>(n * d)), vf(xf.size());
+  std::vector<double> y = make_buffer<double>(n * d, "the state " + shape_str({n, d}) + " float64");
+  std::copy(xs, xs + n * d, y.begin());
+  std::vector<float> xf = make_buffer<float>(n * d, "the model input " + shape_str({n, d}) + " float32"),
+                     vf = make_buffer<float>(n * d, "the velocities " + shape_str({n, d}) + " float32");
   const Rhs rhs = [&](double t, const double* in, double* out) {
     for (std::size_t i = 0; i < xf.size(); ++i) xf[i] = static_cast<float>(in[i]);
     field.velocity(xf.data(), n, t, vf.data(), run.first_row, run.labels);
@@ -605,12 +613,13 @@ std::vector<double> log_prob(const Field& field, const Divergence& div, const Op
   const std::int64_t n = x.ndim() ? x.dim(0) : 0;
   const Tensor xf32 = x.astype(DType::f4);
   const float* xs = xf32.data<float>();
-  std::vector<double> y(static_cast<std::size_t>(n * m), 0.0);
+  std::vector<double> y = make_buffer<double>(checked_numel({n, m}), "the state " + shape_str({n, m}) + " float64");
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < d; ++j) y[i * m + j] = xs[i * d + j];
   const std::vector<double> grid =
       o.solver == Solver::dopri5 ? std::vector<double>{0.0, 1.0} : time_grid(o.steps, o.shift, true);
-  std::vector<float> in(static_cast<std::size_t>(n * d)), v(in.size());
+  std::vector<float> in = make_buffer<float>(n * d, "the model input " + shape_str({n, d}) + " float32"),
+                     v = make_buffer<float>(n * d, "the velocities " + shape_str({n, d}) + " float32");
   std::vector<double> dv(static_cast<std::size_t>(n));
   const Rhs rhs = [&](double t, const double* yy, double* dy) {
     for (std::int64_t i = 0; i < n; ++i)

@@ -124,8 +124,9 @@ Shape sample_shape_of(const Meta& meta, std::int64_t dim) {
     pos = comma + 1;
   }
   std::int64_t n = 1;
-  for (auto e : shape) n *= e;
-  if (n != dim) meta.bad("sample_shape", "extents whose product is the dimension " + std::to_string(dim));
+  bool overflow = false;  // up to 9 digits each: the product may pass 64 bits
+  for (auto e : shape) overflow = overflow || __builtin_mul_overflow(n, e, &n);
+  if (overflow || n != dim) meta.bad("sample_shape", "extents whose product is the dimension " + std::to_string(dim));
   return shape;
 }
 

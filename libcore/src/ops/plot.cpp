@@ -4,12 +4,39 @@
 #include "nnkit/ops/plot.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <tuple>
 
+#include "nnkit/memory_limit.hpp"
+
 namespace nnkit::plot {
+
+namespace {
+
+double parse_number(const std::string& s, const std::string& what) {
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size()) throw_usage(what + " takes numbers, not '" + s + "'");
+  return v;
+}
+
+}  // namespace
+
+std::pair<double, double> parse_range(const std::string& s) {
+  const std::size_t comma = s.find(',');
+  if (comma == std::string::npos) throw_usage("--range takes LO,HI (e.g. 0,1), not '" + s + "'");
+  const double lo = parse_number(s.substr(0, comma), "--range");
+  const double hi = parse_number(s.substr(comma + 1), "--range");
+  if (!std::isfinite(lo) || !std::isfinite(hi) || !std::isfinite(hi - lo))
+    throw_data("--range " + s + " is not finite");
+  if (!(lo < hi)) throw_usage("--range needs LO < HI, not '" + s + "'");
+  return {lo, hi};
+}
 
 double Frame::py(double y) const {
   const double v = log_y ? std::log10(y) : y;
@@ -282,11 +309,15 @@ Figure scatter(const std::vector<NamedTensor>& series, const Options& opt, const
     // Density shading: a 2-D histogram at pixel resolution, each pixel in the
     // mean colour of its points and more opaque the more points it holds (log).
     const int w = c.width(), h = c.height();
-    std::vector<float> count(static_cast<std::size_t>(w) * h), sr(count.size()), sg(count.size()), sb(count.size());
+    const std::int64_t pixels = std::int64_t{w} * h;
+    const std::string what = "the density shading of " + std::to_string(w) + "x" + std::to_string(h) + " pixels";
+    std::vector<float> count = make_buffer<float>(pixels, what), sr = make_buffer<float>(pixels, what),
+                       sg = make_buffer<float>(pixels, what), sb = make_buffer<float>(pixels, what);
     for (std::size_t s = 0; s < pts.size(); ++s)
       for (std::size_t i = 0; i + 1 < pts[s].size(); i += 2) {
         const double x = f.px(pts[s][i]), y = f.py(pts[s][i + 1]);
         if (!(x >= f.left && x < f.right && y >= f.top && y < f.bottom)) continue;
+        if (!(x >= 0 && x < w && y >= 0 && y < h)) continue;  // a tiny picture's frame may pass its edges
         const std::size_t k = static_cast<std::size_t>(y) * w + static_cast<std::size_t>(x);
         const Rgb col = color_of(s, i / 2);
         count[k] += 1;
@@ -568,7 +599,7 @@ Figure grid(const std::vector<NamedTensor>& images, const Options& opt) {
   const std::int64_t title_w = opt.title.empty() ? 0 : Canvas::text_width(opt.title, 2) + 16;
   const std::int64_t W = std::max(title_w, 2 * gap + cols * cw + (cols - 1) * gap);
   const std::int64_t H = top + gap + rows * ch + (rows - 1) * gap;
-  if (W * H > (std::int64_t{1} << 28) || W > (1 << 20) || H > (1 << 20))
+  if (W > (1 << 20) || H > (1 << 20) || W * H > (std::int64_t{1} << 28))  // sides first: W * H may overflow
     throw_usage("the grid would be " + std::to_string(W) + "x" + std::to_string(H) + " pixels; use fewer images");
 
   const Theme th = theme(opt);

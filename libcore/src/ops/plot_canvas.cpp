@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "nnkit/memory_limit.hpp"
 #include "nnkit/ops/plot.hpp"
 
 namespace nnkit::plot {
@@ -146,11 +147,19 @@ double segment_distance(double px, double py, double ax, double ay, double bx, d
   return std::hypot(px - (ax + t * dx), py - (ay + t * dy));
 }
 
+// An int pixel index from a coordinate, clamped as a double to just beyond
+// [0, limit] before the cast: far-away or infinite data would overflow int.
+int to_pixel(double v, int limit) {
+  if (std::isnan(v)) return -1;
+  return static_cast<int>(std::clamp(v, -1.0, static_cast<double>(limit) + 1));
+}
+
 }  // namespace
 
 Canvas::Canvas(int width, int height, Rgb background) : w_(width), h_(height) {
   if (width < 1 || height < 1) throw_usage("a picture needs a positive width and height");
-  px_.resize(static_cast<std::size_t>(width) * height * 3);
+  px_ = make_buffer<std::uint8_t>(std::int64_t{width} * height * 3,
+                                  "a picture of " + std::to_string(width) + "x" + std::to_string(height) + " pixels");
   for (std::size_t i = 0; i < px_.size(); i += 3) {
     px_[i] = background.r;
     px_[i + 1] = background.g;
@@ -183,10 +192,10 @@ void Canvas::blend(int x, int y, Rgb c, double a) {
 void Canvas::fill_rect(double x0, double y0, double x1, double y1, Rgb c, double alpha) {
   if (x1 < x0) std::swap(x0, x1);
   if (y1 < y0) std::swap(y0, y1);
-  const int ix0 = std::max(0, static_cast<int>(std::floor(x0)));
-  const int ix1 = std::min(w_, static_cast<int>(std::ceil(x1)));
-  const int iy0 = std::max(0, static_cast<int>(std::floor(y0)));
-  const int iy1 = std::min(h_, static_cast<int>(std::ceil(y1)));
+  const int ix0 = std::max(0, to_pixel(std::floor(x0), w_));
+  const int ix1 = std::min(w_, to_pixel(std::ceil(x1), w_));
+  const int iy0 = std::max(0, to_pixel(std::floor(y0), h_));
+  const int iy1 = std::min(h_, to_pixel(std::ceil(y1), h_));
   for (int y = iy0; y < iy1; ++y) {
     // The fraction of the pixel the rectangle covers, axis by axis.
     const double cy = std::min<double>(y + 1, y1) - std::max<double>(y, y0);
@@ -209,14 +218,14 @@ void Canvas::line(double x0, double y0, double x1, double y1, Rgb c, double widt
   const double slope = a1 != a0 ? (b1 - b0) / (a1 - a0) : 0;
   const double band = reach * std::sqrt(1 + slope * slope) + 1;
   const int limit_a = steep ? h_ : w_, limit_b = steep ? w_ : h_;
-  const int from = std::max(0, static_cast<int>(std::floor(std::min(a0, a1) - reach)));
-  const int to = std::min(limit_a - 1, static_cast<int>(std::ceil(std::max(a0, a1) + reach)));
+  const int from = std::max(0, to_pixel(std::floor(std::min(a0, a1) - reach), limit_a));
+  const int to = std::min(limit_a - 1, to_pixel(std::ceil(std::max(a0, a1) + reach), limit_a));
   const double bmin = std::min(b0, b1) - reach, bmax = std::max(b0, b1) + reach;
   for (int a = from; a <= to; ++a) {
     const double ac = std::clamp(a + 0.5, std::min(a0, a1), std::max(a0, a1));
     const double bc = b0 + (ac - a0) * slope;
-    const int lo = std::max(0, static_cast<int>(std::floor(std::max(bc - band, bmin))));
-    const int hi = std::min(limit_b - 1, static_cast<int>(std::ceil(std::min(bc + band, bmax))));
+    const int lo = std::max(0, to_pixel(std::floor(std::max(bc - band, bmin)), limit_b));
+    const int hi = std::min(limit_b - 1, to_pixel(std::ceil(std::min(bc + band, bmax)), limit_b));
     for (int b = lo; b <= hi; ++b) {
       const double d = segment_distance(a + 0.5, b + 0.5, a0, b0, a1, b1);
       const double cov = clamp01(std::max(r, 0.5) + 0.5 - d);
@@ -230,10 +239,10 @@ void Canvas::disc(double cx, double cy, double radius, Rgb c, double alpha) {
   const double r = std::max(radius, 0.5);
   // A disc smaller than a pixel lightens in proportion to its area.
   const double fade = alpha * std::min(1.0, radius * radius * 4);
-  const int x0 = std::max(0, static_cast<int>(std::floor(cx - r - 1)));
-  const int x1 = std::min(w_ - 1, static_cast<int>(std::ceil(cx + r + 1)));
-  const int y0 = std::max(0, static_cast<int>(std::floor(cy - r - 1)));
-  const int y1 = std::min(h_ - 1, static_cast<int>(std::ceil(cy + r + 1)));
+  const int x0 = std::max(0, to_pixel(std::floor(cx - r - 1), w_));
+  const int x1 = std::min(w_ - 1, to_pixel(std::ceil(cx + r + 1), w_));
+  const int y0 = std::max(0, to_pixel(std::floor(cy - r - 1), h_));
+  const int y1 = std::min(h_ - 1, to_pixel(std::ceil(cy + r + 1), h_));
   for (int y = y0; y <= y1; ++y)
     for (int x = x0; x <= x1; ++x) {
       const double d = std::hypot(x + 0.5 - cx, y + 0.5 - cy);

@@ -208,6 +208,7 @@ double nice_step(double lo, double hi, int target) {
   if (!(span > 0) || !std::isfinite(span)) return 1;
   const double raw = span / std::max(1, target);
   const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  if (!(p > 0)) return raw > 0 ? raw : span;  // a subnormal span: its power of ten underflows to 0
   const double m = raw / p;
   // The first of 1, 2, 5, 10 that is at least the raw step.
   const double nice = m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10;
@@ -227,19 +228,29 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
     step = nice_step(lo, hi, more);
   const double eps = step * 1e-9;
   for (double k = std::ceil((lo - eps) / step); k * step <= hi + eps; k += 1) {
+    // Far from 0 (|k| above 2^53) k + 1 == k: the loop would never end.
+    if (k + 1 == k || ticks.size() >= 1000) break;
     const double v = k * step;
     ticks.push_back(std::fabs(v) < eps ? 0.0 : v);  // never "-0"
   }
+  if (ticks.empty()) ticks = {lo, hi};  // no step can tell the two ends apart: label them
   return ticks;
 }
 
 std::string tick_label(double value, double step) {
   char buf[64];
-  const double big = std::max(std::fabs(value), step);
   if (value == 0) return "0";
+  if (!std::isfinite(value)) {
+    std::snprintf(buf, sizeof buf, "%g", value);
+    return buf;
+  }
+  if (!(step > 0) || !std::isfinite(step)) step = std::fabs(value);  // no usable step: the value's own scale
+  const double big = std::max(std::fabs(value), step);
   if (big >= 1e6 || step < 1e-4) {
-    // Scientific, with as many mantissa digits as the step needs.
-    const int digits = std::clamp(static_cast<int>(std::floor(std::log10(big)) - std::floor(std::log10(step))), 0, 8);
+    // Scientific, with as many mantissa digits as the step needs (the
+    // difference of the exponents is clamped as a double: it may be huge).
+    const double exponents = std::floor(std::log10(big)) - std::floor(std::log10(step));
+    const int digits = static_cast<int>(std::clamp(exponents, 0.0, 8.0));
     std::snprintf(buf, sizeof buf, "%.*e", digits, value);
     return buf;
   }

@@ -10,6 +10,7 @@
 
 #include "nnkit/dtype.hpp"
 #include "nnkit/error.hpp"
+#include "nnkit/memory_limit.hpp"
 #include "nnkit/parallel.hpp"
 
 namespace nnkit::rope {
@@ -38,7 +39,7 @@ Frequencies scaled(const Params& p, std::int64_t dim, std::int64_t seq_len) {
   const std::int64_t half = dim / 2;
   const double d = static_cast<double>(dim);
   Frequencies f;
-  f.inv_freq.resize(static_cast<std::size_t>(half));
+  f.inv_freq = make_buffer<double>(half, "the inverse frequencies of rotary dimension " + std::to_string(dim));
   // base^(-2j/dim): the unscaled frequencies of a given base.
   auto plain = [&](double base) {
     for (std::int64_t j = 0; j < half; ++j)
@@ -128,7 +129,7 @@ std::int64_t part_dim(const Params& p) {
 // Which position axis turns frequency j.
 std::vector<int> axis_of_frequency(const Params& p) {
   const std::int64_t half = p.rotary_dim / 2;
-  std::vector<int> axis(static_cast<std::size_t>(half), 0);
+  std::vector<int> axis = make_buffer<int>(half, "the frequency axes");
   if (!p.mrope_section.empty()) {
     std::int64_t j = 0;
     for (std::size_t a = 0; a < p.mrope_section.size(); ++a)
@@ -217,13 +218,16 @@ void validate(const Params& p) {
       throw_usage("--mrope-section has " + std::to_string(p.mrope_section.size()) + " sections for " +
                   std::to_string(p.axes) + " position axes");
     std::int64_t sum = 0;
+    bool over = false;  // stop adding past R/2: up to 8 sizes of R/2 each could overflow
     for (std::int64_t s : p.mrope_section) {
       if (s < 0 || s > half) throw_usage("--mrope-section sizes must be 0 to R/2 = " + std::to_string(half));
-      sum += s;
+      over = over || s > half - sum;
+      if (!over) sum += s;
     }
-    if (sum != half)
-      throw_usage("--mrope-section sums to " + std::to_string(sum) + " frequencies, but the rotary dimension " +
-                  std::to_string(p.rotary_dim) + " has " + std::to_string(half));
+    if (over || sum != half)
+      throw_usage("--mrope-section sums to " + (over ? "more than " + std::to_string(half) : std::to_string(sum)) +
+                  " frequencies, but the rotary dimension " + std::to_string(p.rotary_dim) + " has " +
+                  std::to_string(half));
   } else if (p.rotary_dim % (2 * p.axes) != 0) {
     throw_usage("the rotary dimension " + std::to_string(p.rotary_dim) + " does not split into " +
                 std::to_string(p.axes) + " even parts, one per position axis");
@@ -269,6 +273,29 @@ void validate(const Params& p) {
     throw_usage("--attention-factor must be positive, not " + num(*p.attention_factor));
 }
 
+std::vector<std::int64_t> parse_int_list(const std::string& s, const char* option, char sep, bool positive) {
+  std::vector<std::int64_t> out;
+  std::size_t at = 0;
+  while (true) {
+    const std::size_t end = s.find_first_of(std::string(1, sep) + ",", at);
+    const std::string item = s.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    std::size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < (positive ? 1 : 0) || v > (1LL << 40))
+      throw_usage(std::string(option) + " wants " + (positive ? "positive" : "non-negative") + " integers like " +
+                  (sep == 'x' ? "16x16" : "16,24,24") + ", not " + in_quotes(s));
+    out.push_back(v);
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  return out;
+}
+
 Frequencies frequencies(const Params& p, std::int64_t seq_len) {
   validate(p);
   Frequencies part = scaled(p, part_dim(p), seq_len);
@@ -296,7 +323,7 @@ void add_offset(std::int64_t& v, std::int64_t offset) {
 Positions sequence_positions(std::int64_t seq, std::int64_t offset) {
   Positions p;
   p.shape = {seq};
-  p.values.resize(static_cast<std::size_t>(seq));
+  p.values = make_buffer<std::int64_t>(seq, "the positions of " + std::to_string(seq) + " tokens");
   for (std::int64_t s = 0; s < seq; ++s) {
     p.values[s] = s;
     add_offset(p.values[s], offset);
@@ -309,7 +336,8 @@ Positions grid_positions(const std::vector<std::int64_t>& grid, std::int64_t off
   p.axes = static_cast<int>(grid.size());
   const std::int64_t n = checked_numel(grid);
   p.shape = {n};
-  p.values.resize(static_cast<std::size_t>(n) * grid.size());
+  p.values = make_buffer<std::int64_t>(checked_numel({n, static_cast<std::int64_t>(grid.size())}),
+                                       "the positions of a grid " + shape_str(grid));
   for (std::int64_t k = 0; k < n; ++k) {
     std::int64_t rest = k;
     for (std::size_t a = grid.size(); a-- > 0;) {
@@ -349,8 +377,9 @@ Rope::Rope(const Params& p, Positions positions, bool inverse) : p_(p), pos_(std
   f_ = frequencies(p_, top == std::numeric_limits<std::int64_t>::max() ? top : top + 1);
   half_ = p_.rotary_dim / 2;
   const std::int64_t slots = pos_.slots();
-  cos_.resize(static_cast<std::size_t>(slots * half_));
-  sin_.resize(cos_.size());
+  const std::int64_t table = checked_numel({slots, half_});
+  cos_ = make_buffer<float>(table, "the cos table " + shape_str({slots, half_}));
+  sin_ = make_buffer<float>(table, "the sin table " + shape_str({slots, half_}));
   const std::vector<int> axis = axis_of_frequency(p_);
   // The rotation and its inverse: a R(theta) and R(-theta) / a.
   const double a = f_.attention_factor;

@@ -8,7 +8,8 @@
 // walks along B. The result of an SGEMM depends on its shape and on how many
 // threads OpenBLAS uses, so the tiling and the one BLAS thread per tile are
 // fixed: every value is the same at any --threads, and a streamed reduction
-// sees exactly the values the dense matrix holds.
+// sees exactly the values the dense matrix holds. A shard computes some row
+// blocks of the same grid, so its tiles too are bit for bit the whole run's.
 #include <cblas.h>
 
 #include <algorithm>
@@ -41,7 +42,6 @@ class OneBlasThread {
 
 struct Grid {
   std::int64_t n, m, block, row_blocks, col_blocks;
-  std::int64_t tiles() const { return row_blocks * col_blocks; }
 };
 
 Grid make_grid(std::int64_t n, std::int64_t m, std::int64_t block) {
@@ -57,22 +57,31 @@ struct Tile {
   float at(std::int64_t i, std::int64_t j) const { return s[(i - i0) * ld + (j - j0)]; }
 };
 
-// Computes every tile of scale·A·Bᵀ and hands it to visit. With dest, the
-// tiles are written into the [n, m] matrix dest; else each thread uses one
-// scratch tile.
+// The row blocks of part, clamped to the grid.
+RowBlocks clamp(RowBlocks part, const Grid& g) {
+  part.begin = std::clamp<std::int64_t>(part.begin, 0, g.row_blocks);
+  part.end = std::clamp<std::int64_t>(part.end, part.begin, g.row_blocks);
+  return part;
+}
+
+// Computes the tiles of scale·A·Bᵀ in the row blocks of part (all by
+// default) and hands each to visit. With dest, the tiles are written into
+// the [n, m] matrix dest; else each thread uses one scratch tile.
 void for_each_tile(const Embeddings& a, const Embeddings& b, float scale, const StreamOptions& opt, float* dest,
-                   const std::function<void(const Tile&)>& visit) {
+                   const std::function<void(const Tile&)>& visit, RowBlocks part = {}) {
   check_same_dim(a, b);
   const Grid g = make_grid(a.rows(), b.rows(), opt.block);
   const int d = static_cast<int>(a.dim());
-  if (g.tiles() == 0) return;
+  part = clamp(part, g);
+  const std::int64_t first = part.begin * g.col_blocks, tiles = (part.end - part.begin) * g.col_blocks;
+  if (tiles == 0) return;
   if (dest && g.m > std::numeric_limits<int>::max()) throw_data("the similarity matrix is too wide for BLAS");
   std::mutex progress_mutex;
   std::int64_t done = 0;
   OneBlasThread one;
-  parallel_for(g.tiles(), 1, [&](std::int64_t t0, std::int64_t t1) {
+  parallel_for(tiles, 1, [&](std::int64_t t0, std::int64_t t1) {
     std::vector<float> scratch(dest ? 0 : static_cast<std::size_t>(std::min(g.block, g.n) * std::min(g.block, g.m)));
-    for (std::int64_t t = t0; t < t1; ++t) {
+    for (std::int64_t t = first + t0; t < first + t1; ++t) {
       Tile tile;
       tile.index = t;
       tile.i0 = t / g.col_blocks * g.block;
@@ -88,7 +97,7 @@ void for_each_tile(const Embeddings& a, const Embeddings& b, float scale, const 
       visit(tile);
       if (opt.progress) {
         std::lock_guard<std::mutex> lock(progress_mutex);
-        opt.progress(++done, g.tiles());
+        opt.progress(++done, tiles);
       }
     }
   });
@@ -167,17 +176,23 @@ std::vector<float> positive_similarities(const Embeddings& a, const Embeddings& 
   return out;
 }
 
-AxisRanks positive_ranks(const Embeddings& a, const Embeddings& b, const std::vector<std::int64_t>& col_pos,
-                         bool want_rows, bool want_cols, const StreamOptions& opt) {
+std::int64_t row_block_count(std::int64_t rows, std::int64_t block) { return make_grid(rows, 0, block).row_blocks; }
+
+PartialRanks partial_positive_ranks(const Embeddings& a, const Embeddings& b,
+                                    const std::vector<std::int64_t>& col_pos, bool want_rows, bool want_cols,
+                                    const StreamOptions& opt, RowBlocks part) {
   const std::int64_t n = a.rows(), m = b.rows();
   if (static_cast<std::int64_t>(col_pos.size()) != m) throw_internal("positive_ranks: one positive per column");
   for (std::int64_t p : col_pos)
     if (p < -1 || p >= n) throw_internal("positive_ranks: positive row out of range");
   const Grid g = make_grid(n, m, opt.block);
+  part = clamp(part, g);
+  const std::int64_t row_begin = std::min(n, part.begin * g.block), row_end = std::min(n, part.end * g.block);
   constexpr float never = std::numeric_limits<float>::infinity();
 
   // A query's threshold is the similarity of its (best) positive; a row
-  // without positives has none and counts nothing.
+  // without positives has none and counts nothing. Every part computes all
+  // of them from the whole inputs, so the parts agree on each.
   const std::vector<float> pos = positive_similarities(a, b, col_pos);
   std::vector<float> col_thr(static_cast<std::size_t>(m), never), row_thr(static_cast<std::size_t>(n), never);
   // Each row's positive columns, ascending (CSR), to take them back out of its count.
@@ -197,7 +212,7 @@ AxisRanks positive_ranks(const Embeddings& a, const Embeddings& b, const std::ve
       if (col_pos[j] >= 0) pos_cols[fill[col_pos[j]]++] = j;
   }
 
-  std::vector<std::int64_t> row_count(want_rows ? n : 0), col_count(want_cols ? m : 0);
+  std::vector<std::int64_t> row_count(want_rows ? row_end - row_begin : 0), col_count(want_cols ? m : 0);
   std::vector<std::mutex> row_lock(static_cast<std::size_t>(g.row_blocks)),
       col_lock(static_cast<std::size_t>(g.col_blocks));
   for_each_tile(a, b, 1.f, opt, nullptr, [&](const Tile& t) {
@@ -226,6 +241,7 @@ AxisRanks positive_ranks(const Embeddings& a, const Embeddings& b, const std::ve
         rc[i - t.i0] = c;
       }
     }
+    // Likewise for the columns, in the one tile (of one part) that holds the positive.
     if (want_cols)
       for (std::int64_t j = t.j0; j < t.j1; ++j) {
         const std::int64_t i = col_pos[j];
@@ -233,23 +249,32 @@ AxisRanks positive_ranks(const Embeddings& a, const Embeddings& b, const std::ve
       }
     if (want_rows) {
       std::lock_guard<std::mutex> lock(row_lock[t.i0 / g.block]);
-      for (std::int64_t i = t.i0; i < t.i1; ++i) row_count[i] += rc[i - t.i0];
+      for (std::int64_t i = t.i0; i < t.i1; ++i) row_count[i - row_begin] += rc[i - t.i0];
     }
     if (want_cols) {
       std::lock_guard<std::mutex> lock(col_lock[t.j0 / g.block]);
       for (std::int64_t j = t.j0; j < t.j1; ++j) col_count[j] += cc[j - t.j0];
     }
-  });
+  }, part);
 
-  AxisRanks r;
+  PartialRanks r;
+  r.row_begin = row_begin;
   if (want_rows) {
-    r.rows.resize(static_cast<std::size_t>(n));
-    for (std::int64_t i = 0; i < n; ++i) r.rows[i] = first[i + 1] > first[i] ? 1 + row_count[i] : 0;
+    r.rows.resize(row_count.size());
+    for (std::int64_t i = row_begin; i < row_end; ++i)
+      r.rows[i - row_begin] = first[i + 1] > first[i] ? 1 + row_count[i - row_begin] : 0;
   }
-  if (want_cols) {
-    r.cols.resize(static_cast<std::size_t>(m));
-    for (std::int64_t j = 0; j < m; ++j) r.cols[j] = col_pos[j] >= 0 ? 1 + col_count[j] : 0;
-  }
+  r.col_competitors = std::move(col_count);
+  return r;
+}
+
+AxisRanks positive_ranks(const Embeddings& a, const Embeddings& b, const std::vector<std::int64_t>& col_pos,
+                         bool want_rows, bool want_cols, const StreamOptions& opt) {
+  PartialRanks p = partial_positive_ranks(a, b, col_pos, want_rows, want_cols, opt, {});
+  AxisRanks r;
+  r.rows = std::move(p.rows);
+  r.cols = std::move(p.col_competitors);
+  for (std::size_t j = 0; j < r.cols.size(); ++j) r.cols[j] = col_pos[j] >= 0 ? 1 + r.cols[j] : 0;
   return r;
 }
 
@@ -283,6 +308,22 @@ RetrievalRanks retrieval_ranks(const Embeddings& images, const Embeddings& texts
                                const std::vector<std::int64_t>& text_image, const StreamOptions& opt) {
   AxisRanks r = positive_ranks(images, texts, text_image, true, true, opt);
   return {std::move(r.rows), std::move(r.cols)};
+}
+
+RetrievalShard retrieval_shard(const Embeddings& images, const Embeddings& texts,
+                               const std::vector<std::int64_t>& text_image, Part part, const StreamOptions& opt) {
+  RetrievalShard s;
+  s.images = images.rows();
+  s.texts = texts.rows();
+  s.block = opt.block;
+  s.part = part;
+  s.fingerprint = retrieval_fingerprint(images, texts, text_image);
+  const auto [b0, b1] = part_range(row_block_count(s.images, s.block), part);
+  PartialRanks r = partial_positive_ranks(images, texts, text_image, true, true, opt, {b0, b1});
+  s.row_begin = r.row_begin;
+  s.image_to_text = std::move(r.rows);
+  s.text_competitors = std::move(r.col_competitors);
+  return s;
 }
 
 Accuracy zero_shot_accuracy(const Embeddings& images, const Embeddings& classes,

@@ -697,7 +697,7 @@ Tensor patchify(const Tensor& image, std::int64_t p, const std::string& where) {
                std::to_string(p) + "x" + std::to_string(p) + " patches (" + where + ")");
   Shape out_shape(img.shape().begin(), img.shape().end() - 3);
   const std::int64_t images = checked_numel(out_shape);
-  out_shape.insert(out_shape.end(), {h / p, w / p, p * p * c});
+  out_shape.insert(out_shape.end(), {h / p, w / p, checked_numel({p, p, c})});  // p * p * c may overflow
   Tensor out = Tensor::uninitialized(img.dtype(), out_shape);
   const std::size_t run = static_cast<std::size_t>(p * c) * img.itemsize();  // one patch row
   const std::byte* src = img.bytes();
@@ -715,14 +715,18 @@ Tensor patchify(const Tensor& image, std::int64_t p, const std::string& where) {
 
 Tensor unpatchify(const Tensor& patches, std::int64_t p, const std::string& where) {
   if (p < 1) throw_usage("--patch must be 1 or more, not " + std::to_string(p));
-  if (patches.ndim() < 3 || patches.shape().back() % (p * p) != 0)
+  std::int64_t area = 0;
+  if (__builtin_mul_overflow(p, p, &area))
+    throw_data("--patch " + std::to_string(p) + " is too large: a patch of " + std::to_string(p) + "x" +
+               std::to_string(p) + " has more pixels than 64 bits count (" + where + ")");
+  if (patches.ndim() < 3 || patches.shape().back() % area != 0)
     throw_data("--patch " + std::to_string(p) + " needs vectors [h, w, " + std::to_string(p) + "*" + std::to_string(p) +
                "*C], not " + shape_str(patches.shape()) + " (" + where + ")");
   const std::size_t r = patches.ndim();
-  const std::int64_t hp = patches.dim(r - 3), wp = patches.dim(r - 2), c = patches.dim(r - 1) / (p * p);
+  const std::int64_t hp = patches.dim(r - 3), wp = patches.dim(r - 2), c = patches.dim(r - 1) / area;
   Shape out_shape(patches.shape().begin(), patches.shape().end() - 3);
   const std::int64_t images = checked_numel(out_shape);
-  out_shape.insert(out_shape.end(), {hp * p, wp * p, c});
+  out_shape.insert(out_shape.end(), {checked_numel({hp, p}), checked_numel({wp, p}), c});  // may overflow
   Tensor out = Tensor::uninitialized(patches.dtype(), out_shape);
   const std::size_t run = static_cast<std::size_t>(p * c) * patches.itemsize();
   const std::byte* src = patches.bytes();

@@ -5,8 +5,10 @@
 //
 // Determinism: every random number comes from SampleRng(seed, counter), with
 // the counter naming what it is for (a stream), the stage and the item; the
-// search is exact and the sums run in a fixed order, so the codes depend on the
-// seed only, never on --threads.
+// search is exact and the sums are exact (ExactSum), so the codes depend on the
+// seed only, never on --threads, nor on how the vectors are sharded: one
+// Lloyd iteration is cluster_stats (the map) and update_codes (the reduce),
+// and the statistics of shards add up exactly.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -144,13 +146,12 @@ KmeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, std::int64_t
     throw_data("cannot train " + std::to_string(k) + " codes from " + std::to_string(n) + " vector" +
                (n == 1 ? "" : "s") + ": --k must be at most the number of training vectors");
   if (opt.iters < 0) throw_usage("--iters must be 0 or more, not " + std::to_string(opt.iters));
-  const bool cosine = opt.metric == Metric::cosine;
-
-  // Spherical k-means works on the unit vectors; the search ranks by the exact cosine.
+  // Spherical k-means starts from unit vectors (cluster_stats sums them at
+  // unit length too); the search ranks by the exact cosine.
   std::vector<float> unit;
   const float* y = x;
   std::int64_t ldy = ldx;
-  if (cosine) {
+  if (opt.metric == Metric::cosine && opt.init != Init::given) {
     unit.resize(static_cast<std::size_t>(n * d));
     parallel_for(n, 4096, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) {
@@ -167,9 +168,9 @@ KmeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, std::int64_t
   float* codes = res.codes.data();
   switch (opt.init) {
     case Init::given:
+      // As given: normalising here would make the single run differ from a
+      // map-reduce, whose steps see the codes as given too.
       std::memcpy(codes, opt.init_codes, static_cast<std::size_t>(k * d) * sizeof(float));
-      if (cosine)
-        for (std::int64_t j = 0; j < k; ++j) normalize(codes + j * d, d);
       break;
     case Init::random: {
       const auto rows = smallest_keys(n, k, opt.seed, Stream::random_init, stage);
@@ -182,86 +183,256 @@ KmeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, std::int64_t
   }
 
   res.assign.resize(static_cast<std::size_t>(n));
-  std::vector<float> dist(static_cast<std::size_t>(n));
-  std::vector<std::int64_t> previous;
-  std::vector<std::int64_t> count(static_cast<std::size_t>(k)), start(static_cast<std::size_t>(k + 1)),
-      members(static_cast<std::size_t>(n));
-  std::vector<float> g(static_cast<std::size_t>(d));
   double last = 0;
   for (std::int64_t it = 0;; ++it) {
-    FlatIndex(codes, k, d, opt.metric).search(x, n, ldx, 1, res.assign.data(), 1, dist.data(), 1);
-    double inertia = 0;
-    for (float v : dist) inertia += v;
+    const ClusterStats stats = cluster_stats(x, n, ldx, codes, k, d, opt.metric, res.assign.data());
+    const double inertia = stats.inertia.to_double();
     res.inertia.push_back(inertia);
     if (opt.on_iteration) opt.on_iteration(stage, it, inertia);
     if (it == opt.iters) break;
-    if (it > 0 && res.assign == previous) break;  // converged: the update would change nothing
     if (it > 0 && opt.tol > 0 && last - inertia < opt.tol * last) break;
     last = inertia;
-    previous = res.assign;
-
-    // Members of each cluster in index order (a counting sort), then the means
-    // in double precision, summed in that order.
-    std::fill(count.begin(), count.end(), 0);
-    for (std::int64_t c : res.assign) ++count[static_cast<std::size_t>(c)];
-    start[0] = 0;
-    for (std::int64_t j = 0; j < k; ++j) start[j + 1] = start[j] + count[j];
-    {
-      std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
-      for (std::int64_t i = 0; i < n; ++i) members[static_cast<std::size_t>(fill[res.assign[i]]++)] = i;
-    }
-    parallel_for(k, 16, [&](std::int64_t b, std::int64_t e) {
-      std::vector<double> sum(static_cast<std::size_t>(d));
-      for (std::int64_t j = b; j < e; ++j) {
-        if (count[j] == 0) continue;
-        std::fill(sum.begin(), sum.end(), 0.0);
-        for (std::int64_t m = start[j]; m < start[j + 1]; ++m) {
-          const float* v = y + members[m] * ldy;
-          for (std::int64_t c = 0; c < d; ++c) sum[c] += v[c];
-        }
-        float* code = codes + j * d;
-        if (cosine) {
-          double s = 0;
-          for (double v : sum) s += v * v;
-          if (s > 0)  // else the vectors cancel out: keep the old direction
-            for (std::int64_t c = 0; c < d; ++c) code[c] = static_cast<float>(sum[c] / std::sqrt(s));
-        } else {
-          for (std::int64_t c = 0; c < d; ++c) code[c] = static_cast<float>(sum[c] / static_cast<double>(count[j]));
-        }
-      }
-    });
-
-    // Empty clusters: split the largest cluster b in two along a random
-    // direction, |v| = (root mean squared distance of b's vectors) / 16.
-    for (std::int64_t j = 0; j < k; ++j) {
-      if (count[j] != 0) continue;
-      const std::int64_t b = std::max_element(count.begin(), count.end()) - count.begin();
-      if (count[b] < 2) continue;  // nothing to split: fewer distinct vectors than codes
-      double sq = 0;
-      for (std::int64_t m = start[b]; m < start[b + 1]; ++m) sq += dist[static_cast<std::size_t>(members[m])];
-      const double rms = std::sqrt(sq / static_cast<double>(start[b + 1] - start[b]));
-      fill_normal(opt.seed, counter(Stream::split, stage, it * k + j), g.data(), d);
-      double gn = 0;
-      for (float v : g) gn += static_cast<double>(v) * v;
-      const double scale = gn > 0 ? rms / 16 / std::sqrt(gn) : 0;
-      float* cb = codes + b * d;
-      float* cj = codes + j * d;
-      for (std::int64_t c = 0; c < d; ++c) {
-        const double v = g[c] * scale;
-        cj[c] = static_cast<float>(cb[c] + v);
-        cb[c] = static_cast<float>(cb[c] - v);
-      }
-      if (cosine) {
-        normalize(cj, d);
-        normalize(cb, d);
-      }
-      count[j] = count[b] / 2;
-      count[b] -= count[j];
-      ++res.reseeded;
-    }
+    CodeUpdate next = update_codes(stats, codes, it, opt.seed, stage);
+    // Converged: the update would leave every code as it is (compared by bits,
+    // as a map-reduce driver compares codebook files).
+    if (std::memcmp(next.codes.data(), codes, static_cast<std::size_t>(k * d) * sizeof(float)) == 0) break;
+    res.codes = std::move(next.codes);
+    codes = res.codes.data();
+    res.reseeded += next.reseeded;
     res.updates = it + 1;
   }
   return res;
+}
+
+ClusterStats::ClusterStats(std::int64_t k_, std::int64_t d_, Metric metric_)
+    : k(k_), d(d_), metric(metric_), count(static_cast<std::size_t>(k_)), sum(static_cast<std::size_t>(k_ * d_)),
+      sq(static_cast<std::size_t>(k_)) {}
+
+void ClusterStats::merge(const ClusterStats& o) {
+  if (o.k != k || o.d != d || o.metric != metric)
+    throw_data("cannot add the statistics of " + std::to_string(o.k) + " codes of dimension " + std::to_string(o.d) +
+               " (" + metric_name(o.metric) + ") to those of " + std::to_string(k) + " codes of dimension " +
+               std::to_string(d) + " (" + metric_name(metric) + ")");
+  if (o.vectors > std::numeric_limits<std::int64_t>::max() - vectors)
+    throw_data("the statistics count more than 2^63 vectors in all");
+  vectors += o.vectors;
+  for (std::size_t j = 0; j < count.size(); ++j) {
+    count[j] += o.count[j];
+    sq[j].merge(o.sq[j]);
+  }
+  for (std::size_t i = 0; i < sum.size(); ++i) sum[i].merge(o.sum[i]);
+  inertia.merge(o.inertia);
+}
+
+ClusterStats cluster_stats(const float* x, std::int64_t n, std::int64_t ldx, const float* codes, std::int64_t k,
+                           std::int64_t d, Metric metric, std::int64_t* assign_out) {
+  ClusterStats s(k, d, metric);
+  s.vectors = n;
+  std::vector<std::int64_t> own_assign;
+  std::int64_t* assign = assign_out;
+  if (!assign) {
+    own_assign.resize(static_cast<std::size_t>(n));
+    assign = own_assign.data();
+  }
+  std::vector<float> dist(static_cast<std::size_t>(n));
+  if (n > 0) FlatIndex(codes, k, d, metric).search(x, n, ldx, 1, assign, 1, dist.data(), 1);
+
+  // The members of each cluster (a counting sort), so that every cluster's
+  // sums are one thread's work.
+  for (std::int64_t i = 0; i < n; ++i) ++s.count[static_cast<std::size_t>(assign[i])];
+  std::vector<std::int64_t> start(static_cast<std::size_t>(k + 1)), members(static_cast<std::size_t>(n));
+  for (std::int64_t j = 0; j < k; ++j) start[j + 1] = start[j] + s.count[j];
+  {
+    std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+    for (std::int64_t i = 0; i < n; ++i) members[static_cast<std::size_t>(fill[assign[i]]++)] = i;
+  }
+  const bool cosine = metric == Metric::cosine;
+  parallel_for(k, 16, [&](std::int64_t b, std::int64_t e) {
+    std::vector<float> unit(cosine ? static_cast<std::size_t>(d) : 0);
+    for (std::int64_t j = b; j < e; ++j) {
+      ExactSum* acc = s.sum.data() + j * d;
+      for (std::int64_t m = start[j]; m < start[j + 1]; ++m) {
+        const std::int64_t i = members[static_cast<std::size_t>(m)];
+        const float* v = x + i * ldx;
+        if (cosine) {  // spherical k-means sums the vectors at unit length
+          std::memcpy(unit.data(), v, static_cast<std::size_t>(d) * sizeof(float));
+          normalize(unit.data(), d);
+          v = unit.data();
+        }
+        for (std::int64_t c = 0; c < d; ++c) acc[c].add(v[c]);
+        // A distance that overflowed float32 would not be a finite addend.
+        s.sq[static_cast<std::size_t>(j)].add(std::min(dist[static_cast<std::size_t>(i)], std::numeric_limits<float>::max()));
+      }
+    }
+  });
+  for (const ExactSum& q : s.sq) s.inertia.merge(q);
+  return s;
+}
+
+namespace {
+
+// Moves code j to the mean (cosine: the direction) of its cluster's exact sum.
+void move_to_mean(const ClusterStats& s, std::int64_t j, float* code, std::vector<double>& sum) {
+  const std::int64_t d = s.d;
+  for (std::int64_t c = 0; c < d; ++c) sum[static_cast<std::size_t>(c)] = s.sum[static_cast<std::size_t>(j * d + c)].to_double();
+  if (s.metric == Metric::cosine) {
+    double sq = 0;
+    for (double v : sum) sq += v * v;
+    if (sq > 0)  // else the vectors cancel out: keep the old direction
+      for (std::int64_t c = 0; c < d; ++c) code[c] = static_cast<float>(sum[static_cast<std::size_t>(c)] / std::sqrt(sq));
+  } else {
+    const double count = static_cast<double>(s.count[static_cast<std::size_t>(j)]);
+    for (std::int64_t c = 0; c < d; ++c) code[c] = static_cast<float>(sum[static_cast<std::size_t>(c)] / count);
+  }
+}
+
+}  // namespace
+
+CodeUpdate update_codes(const ClusterStats& s, const float* codes, std::int64_t iteration, std::uint64_t seed,
+                        std::int64_t stage) {
+  const std::int64_t k = s.k, d = s.d;
+  CodeUpdate u;
+  u.codes.assign(codes, codes + k * d);
+  float* out = u.codes.data();
+  parallel_for(k, 16, [&](std::int64_t b, std::int64_t e) {
+    std::vector<double> sum(static_cast<std::size_t>(d));
+    for (std::int64_t j = b; j < e; ++j)
+      if (s.count[static_cast<std::size_t>(j)] > 0) move_to_mean(s, j, out + j * d, sum);
+  });
+
+  // Empty clusters: split the largest cluster b in two along a random
+  // direction, |v| = (root mean squared distance of b's vectors) / 16. A code
+  // made by a split inherits that spread, should it be split again.
+  std::vector<std::int64_t> count = s.count;
+  std::vector<double> spread(static_cast<std::size_t>(k));
+  for (std::int64_t j = 0; j < k; ++j)
+    if (count[j] > 0) spread[j] = std::sqrt(s.sq[j].to_double() / static_cast<double>(count[j]));
+  std::vector<float> g(static_cast<std::size_t>(d));
+  for (std::int64_t j = 0; j < k; ++j) {
+    if (count[j] != 0) continue;
+    const std::int64_t b = std::max_element(count.begin(), count.end()) - count.begin();
+    if (count[b] < 2) continue;  // nothing to split: fewer distinct vectors than codes
+    fill_normal(seed, counter(Stream::split, stage, iteration * k + j), g.data(), d);
+    double gn = 0;
+    for (float v : g) gn += static_cast<double>(v) * v;
+    const double scale = gn > 0 ? spread[b] / 16 / std::sqrt(gn) : 0;
+    float* cb = out + b * d;
+    float* cj = out + j * d;
+    for (std::int64_t c = 0; c < d; ++c) {
+      const double v = g[c] * scale;
+      cj[c] = static_cast<float>(cb[c] + v);
+      cb[c] = static_cast<float>(cb[c] - v);
+    }
+    if (s.metric == Metric::cosine) {
+      normalize(cj, d);
+      normalize(cb, d);
+    }
+    count[j] = count[b] / 2;
+    count[b] -= count[j];
+    spread[j] = spread[b];
+    ++u.reseeded;
+  }
+  return u;
+}
+
+namespace {
+
+constexpr std::int64_t kHeaderSize = 8;
+const char* const kStatsNames[stats_tensors] = {"header", "counts", "sums", "squared distances", "inertia"};
+
+void put_digits(const ExactSum& e, std::int64_t* out) {
+  const ExactSum::Digits d = e.to_digits();
+  std::copy(d.begin(), d.end(), out);
+}
+
+ExactSum get_digits(const std::int64_t* in, const char* what, const std::string& where) {
+  const auto e = ExactSum::from_digits(in);
+  if (!e) throw_data(std::string("corrupt statistics: the ") + what + " hold digits out of range (" + where + ")");
+  return *e;
+}
+
+void check_tensor(const std::vector<Tensor>& t, int i, const Shape& want, const std::string& where) {
+  const Tensor& x = t[static_cast<std::size_t>(i)];
+  if (x.dtype() != DType::i8 || x.shape() != want)
+    throw_data(std::string("corrupt statistics: the ") + kStatsNames[i] + " array is " +
+               std::string(dtype_name(x.dtype())) + " " + shape_str(x.shape()) + ", not int64 " + shape_str(want) +
+               " (" + where + ")");
+}
+
+// What a map writes: nothing summed for an empty cluster, and squared
+// distances that add up to the inertia.
+void check_consistent(const ClusterStats& s, const std::string& where) {
+  ExactSum total;
+  for (std::int64_t j = 0; j < s.k; ++j) {
+    total.merge(s.sq[static_cast<std::size_t>(j)]);
+    if (s.count[static_cast<std::size_t>(j)] != 0) continue;
+    bool zero = s.sq[static_cast<std::size_t>(j)].is_zero();
+    for (std::int64_t c = 0; c < s.d && zero; ++c) zero = s.sum[static_cast<std::size_t>(j * s.d + c)].is_zero();
+    if (!zero)
+      throw_data("corrupt statistics: code " + std::to_string(j) + " has no vectors but nonzero sums (" + where + ")");
+  }
+  if (total.to_digits() != s.inertia.to_digits())
+    throw_data("corrupt statistics: the squared distances do not add up to the inertia (" + where + ")");
+}
+
+}  // namespace
+
+std::vector<Tensor> stats_to_tensors(const ClusterStats& s) {
+  constexpr std::int64_t w = ExactSum::width;
+  std::vector<Tensor> t;
+  t.push_back(Tensor::from_vector<std::int64_t>(
+      {kHeaderSize}, {stats_version, s.k, s.d, w, s.metric == Metric::cosine ? 1 : 0, s.vectors,
+                      ExactSum::lsb_exponent, ExactSum::digit_bits}));
+  t.push_back(Tensor::from_vector<std::int64_t>({s.k}, s.count));
+  t.emplace_back(DType::i8, Shape{s.k, s.d, w});
+  for (std::size_t i = 0; i < s.sum.size(); ++i) put_digits(s.sum[i], t.back().data<std::int64_t>() + i * w);
+  t.emplace_back(DType::i8, Shape{s.k, w});
+  for (std::size_t j = 0; j < s.sq.size(); ++j) put_digits(s.sq[j], t.back().data<std::int64_t>() + j * w);
+  t.emplace_back(DType::i8, Shape{w});
+  put_digits(s.inertia, t.back().data<std::int64_t>());
+  return t;
+}
+
+ClusterStats stats_from_tensors(const std::vector<Tensor>& t, const std::string& where) {
+  if (t.size() != stats_tensors)
+    throw_data("corrupt statistics: " + std::to_string(t.size()) + " tensors, not " + std::to_string(stats_tensors) +
+               " (" + where + ")");
+  constexpr std::int64_t w = ExactSum::width;
+  check_tensor(t, 0, {kHeaderSize}, where);
+  const std::int64_t* h = t[0].data<std::int64_t>();
+  if (h[0] != stats_version)
+    throw_data("statistics of format version " + std::to_string(h[0]) + ", this vq-train reads version " +
+               std::to_string(stats_version) + " (" + where + ")");
+  if (h[1] < 1 || h[2] < 1 || h[3] != w || h[4] < 0 || h[4] > 1 || h[5] < 0 || h[6] != ExactSum::lsb_exponent ||
+      h[7] != ExactSum::digit_bits)
+    throw_data("corrupt statistics: a bad header (" + where + ")");
+  const std::int64_t k = h[1], d = h[2];
+  if (k > (std::int64_t{1} << 40) / d) throw_data("corrupt statistics: a bad header (" + where + ")");
+  check_tensor(t, 1, {k}, where);
+  check_tensor(t, 2, {k, d, w}, where);
+  check_tensor(t, 3, {k, w}, where);
+  check_tensor(t, 4, {w}, where);
+
+  ClusterStats s(k, d, h[4] == 1 ? Metric::cosine : Metric::l2);
+  s.vectors = h[5];
+  const std::int64_t* count = t[1].data<std::int64_t>();
+  std::int64_t total = 0;
+  for (std::int64_t j = 0; j < k; ++j) {
+    if (count[j] < 0 || count[j] > s.vectors - total)
+      throw_data("corrupt statistics: the counts do not add up to the " + std::to_string(s.vectors) + " vectors (" +
+                 where + ")");
+    total += count[j];
+    s.count[static_cast<std::size_t>(j)] = count[j];
+  }
+  if (total != s.vectors)
+    throw_data("corrupt statistics: the counts add up to " + std::to_string(total) + ", not the " +
+               std::to_string(s.vectors) + " vectors (" + where + ")");
+  for (std::size_t i = 0; i < s.sum.size(); ++i) s.sum[i] = get_digits(t[2].data<std::int64_t>() + i * w, "sums", where);
+  for (std::size_t j = 0; j < s.sq.size(); ++j)
+    s.sq[j] = get_digits(t[3].data<std::int64_t>() + j * w, "squared distances", where);
+  s.inertia = get_digits(t[4].data<std::int64_t>(), "inertia", where);
+  check_consistent(s, where);
+  return s;
 }
 
 Tensor prepare_training_input(const Tensor& x, const std::string& where) {

@@ -26,14 +26,18 @@
 // for the last bits of the losses, whose double sums merge tiles in the order
 // threads finish them). Modes that reduce (ranks, accuracy, losses) keep
 // O(N + M) running state (counts, log-sum-exp) and one tile per thread: S is
-// never held whole.
+// never held whole. Retrieval also runs on a part of the row blocks (a
+// cluster shard), whose integer counts merge into the whole run's exactly.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "nnkit/shard.hpp"
 #include "nnkit/tensor.hpp"
 
 namespace nnkit::clip {
@@ -141,6 +145,28 @@ struct AxisRanks {
 AxisRanks positive_ranks(const Embeddings& a, const Embeddings& b, const std::vector<std::int64_t>& col_pos,
                          bool want_rows, bool want_cols, const StreamOptions& opt);
 
+// Row blocks [begin, end) of the tile grid (blocks of opt.block rows of A);
+// the default is every block. Clamped to the grid.
+struct RowBlocks {
+  std::int64_t begin = 0, end = std::numeric_limits<std::int64_t>::max();
+};
+// The number of row blocks of `rows` rows: ceil(rows / block).
+std::int64_t row_block_count(std::int64_t rows, std::int64_t block);
+
+// positive_ranks over the tiles of some row blocks only: the same tiles, so
+// the same bits, as the whole grid. A row sees every column, so the ranks of
+// the part's rows are complete; a column sees only the part's rows, so it
+// gets a count: the non-positive rows of the part that tie or beat its
+// positive. The counts of disjoint parts add up to the whole grid's rank - 1.
+struct PartialRanks {
+  std::int64_t row_begin = 0;                  // rows[r] is the rank of row row_begin + r
+  std::vector<std::int64_t> rows;              // empty unless asked for
+  std::vector<std::int64_t> col_competitors;   // [M], empty unless asked for
+};
+PartialRanks partial_positive_ranks(const Embeddings& a, const Embeddings& b,
+                                    const std::vector<std::int64_t>& col_pos, bool want_rows, bool want_cols,
+                                    const StreamOptions& opt, RowBlocks part);
+
 // recall@K for each K, the median rank (the mean of the two middle ranks
 // when their count is even, as numpy's median) and the mean reciprocal rank,
 // over the queries with a positive (rank > 0).
@@ -159,6 +185,47 @@ struct RetrievalRanks {
 };
 RetrievalRanks retrieval_ranks(const Embeddings& images, const Embeddings& texts,
                                const std::vector<std::int64_t>& text_image, const StreamOptions& opt);
+
+// ---------------------------------------------------------------- sharded retrieval
+
+// Retrieval split over a cluster by image rows. Shard K of N computes the
+// tiles of row blocks part_range(row blocks, K/N) of the grid the whole run
+// uses: the complete ranks of its images and, for every text, the count of
+// its images that tie or beat the text's own. The counts are integers from
+// the very tiles of the whole run, so merging the N shards gives its ranks
+// exactly.
+struct RetrievalShard {
+  std::string name;  // for messages, e.g. "STATE (part0.safetensors)"
+  std::int64_t images = 0, texts = 0, block = 0;
+  Part part{0, 1};
+  std::uint64_t fingerprint = 0;               // retrieval_fingerprint of the run's inputs
+  std::int64_t row_begin = 0;                  // image_to_text[r] is the rank of image row_begin + r
+  std::vector<std::int64_t> image_to_text;     // complete ranks (0: an image without a caption)
+  std::vector<std::int64_t> text_competitors;  // [texts]: partial counts, as PartialRanks
+};
+RetrievalShard retrieval_shard(const Embeddings& images, const Embeddings& texts,
+                               const std::vector<std::int64_t>& text_image, Part part, const StreamOptions& opt);
+
+// A 64-bit fingerprint of everything the ranks depend on: the shapes, the
+// float32 values of both embeddings (after normalisation) and text_image.
+// Computed in fixed chunks, so it does not depend on the thread count.
+std::uint64_t retrieval_fingerprint(const Embeddings& images, const Embeddings& texts,
+                                    const std::vector<std::int64_t>& text_image);
+
+// The whole run's ranks from its N shards, given in any order. Data errors,
+// naming the shards: shards of different runs, a shard missing or given
+// twice, counts that no run can produce.
+RetrievalRanks merge_retrieval(const std::vector<RetrievalShard>& shards);
+
+// A shard as tensors and safetensors __metadata__ (the layout is in
+// clip-score(1)), and back; the reading side checks every field and names
+// shard.name in its data errors.
+struct ShardState {
+  std::vector<NamedTensor> tensors;
+  std::map<std::string, std::string> metadata;
+};
+ShardState shard_state(const RetrievalShard& shard);
+RetrievalShard shard_from_state(ShardState state, std::string name);
 
 // Top-1 / top-5 accuracy of zero-shot classification: the fraction of
 // images whose label is among the first 1 (5) classes by similarity, ties

@@ -26,6 +26,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "nnkit/ops/models.hpp"
@@ -44,10 +46,20 @@ struct Schedule {
   bool rescale_zero_snr = false;
 };
 
+// The most training steps a schedule may have (ddim-sample --train-steps).
+inline constexpr std::int64_t kMaxTrainSteps = 1000000;
+
+// The training schedule a model declares in its metadata (train_steps,
+// beta_schedule, beta_start, beta_end, rescale_zero_snr) over s; keys named in
+// `overridden` (given as options) are neither read nor checked. A malformed
+// value is a data error naming the model (where) and the key.
+Schedule model_schedule(const std::map<std::string, std::string>& metadata, Schedule s, const std::string& where,
+                        const std::vector<std::string>& overridden = {});
+
 // The betas and abar_t, each value rounded to float32 as diffusers holds them.
 std::vector<double> betas(const Schedule& s);
 std::vector<double> alphas_cumprod(const Schedule& s);
-// The descending timestep list (usage errors for S < 1, S > T).
+// The descending timestep list (usage errors for S < 1, S > T, T > kMaxTrainSteps).
 std::vector<std::int64_t> timesteps(std::int64_t train_steps, std::int64_t steps, Spacing spacing,
                                     std::int64_t steps_offset);
 
@@ -64,6 +76,11 @@ struct Options {
   double threshold_max = 1;       // sample_max_value
   double guidance = 1;            // classifier-free guidance scale
 };
+
+// Usage errors for options out of their ranges (those of ddim-sample's
+// options: eta and threshold in [0, 1], clip_sample >= 0, threshold_max >= 1,
+// a finite guidance, betas in (0, 1)); plan() checks them first.
+void validate(const Options& o);
 
 // One step of the plan: from timestep t (abar_t) to abar_prev.
 struct Step {

@@ -53,10 +53,15 @@ std::optional<Solver> parse_solver(const std::string& s);
 // Model evaluations per step of a fixed-step solver (dopri5: 6 with FSAL).
 int evaluations_per_step(Solver s);
 
+// The most steps a fixed-step solver takes (--steps): far beyond any use,
+// and low enough that the grid's size never overflows.
+inline constexpr std::int64_t kMaxSteps = 1000000000;
+
 // The SD3 shift of one time (s > 0).
 double shift_time(double t, double s);
 // The S + 1 times of the grid from t = 1 to 0 (reverse: from 0 to 1),
-// shifted; usage errors for S < 1 or a shift that is not positive.
+// shifted; usage errors for S outside 1 to kMaxSteps or a shift that is not
+// positive.
 std::vector<double> time_grid(std::int64_t steps, double shift, bool reverse = false);
 
 // The largest dimension for which --log-prob computes the exact divergence.

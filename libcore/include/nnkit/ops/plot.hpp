@@ -33,9 +33,14 @@ Rgb colormap(ColorMap m, double t);
 // The colour of series k: matplotlib's ten-colour default cycle ("tab10").
 Rgb series_color(std::size_t k);
 
+// "LO,HI" of --range: a usage error when malformed or not LO < HI, a data
+// error when not finite (the same as data whose range is not finite).
+std::pair<double, double> parse_range(const std::string& s);
+
 // ---------------------------------------------------------------- ticks
 // Ticks at multiples of 1, 2 or 5 times a power of ten inside [lo, hi],
-// about `target` of them (at least two when lo < hi).
+// about `target` of them (at least two when lo < hi, at most 1000; just lo
+// and hi when the range is too narrow for double to step through).
 std::vector<double> nice_ticks(double lo, double hi, int target);
 // The step of nice_ticks for the same arguments.
 double nice_step(double lo, double hi, int target);

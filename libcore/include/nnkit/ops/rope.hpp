@@ -44,6 +44,10 @@ Layout parse_layout(const std::string& s);
 const char* layout_name(Layout l);
 Scaling parse_scaling(const std::string& s);
 const char* scaling_name(Scaling s);
+// "16x24x24" (sep 'x', --grid) or "16,24,24" (--mrope-section): integers from
+// 0 (1 when positive) to 2^40, separated by sep or commas; a usage error
+// naming the option otherwise.
+std::vector<std::int64_t> parse_int_list(const std::string& s, const char* option, char sep, bool positive);
 
 // What transformers keeps in rope_theta, partial_rotary_factor and
 // rope_scaling. Fields that a scaling type does not read are ignored here;

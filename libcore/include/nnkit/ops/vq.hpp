@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "nnkit/exact_sum.hpp"
 #include "nnkit/rng.hpp"
 #include "nnkit/tensor.hpp"
 
@@ -226,13 +227,75 @@ struct KmeansResult {
 // of 2 - 2 cos) of the vectors to their nearest code.
 //
 // Initialisation: k-means++ (D^2 sampling, exact), k distinct random vectors,
-// or the given codes. Empty clusters after an assignment are re-seeded by
-// splitting the largest cluster b (most vectors, lowest index on ties): its
-// centre moves by -v and the empty one is put at centre + v, with v a random
-// direction of length |v| = r_b / 16, r_b the root mean squared distance of b's
-// vectors to its centre; b's count is then halved between the two.
+// or the given codes (as given: for cosine their length does not matter).
+// Then, for it = 0, 1, ...: stats = cluster_stats(vectors, codes); stop when
+// it == iters (or on --tol); codes' = update_codes(stats, codes, it); stop
+// when codes' is bit for bit codes (converged). The map-reduce of vq-train
+// --map/--reduce runs the same two functions, so it gives the same codes.
 KmeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, std::int64_t ldx, std::int64_t stage,
                     const KmeansOptions& opt);
+
+// ---- one Lloyd iteration as a map over the vectors and a reduce ----
+//
+// The statistics of a set of vectors that one Lloyd update needs. The sums
+// are exact (ExactSum), so the statistics of shards merged in any order are
+// those of all the vectors, bit for bit.
+struct ClusterStats {
+  std::int64_t k = 0, d = 0;
+  Metric metric = Metric::l2;
+  std::int64_t vectors = 0;
+  std::vector<std::int64_t> count;  // [k]: the vectors whose nearest code is j
+  std::vector<ExactSum> sum;        // [k * d]: the sum of those vectors (cosine: of them at unit length)
+  std::vector<ExactSum> sq;         // [k]: the sum of their squared distances to code j (cosine: 2 - 2 cos)
+  ExactSum inertia;                 // the sum of all squared distances
+
+  ClusterStats() = default;
+  ClusterStats(std::int64_t k, std::int64_t d, Metric metric);
+  // Adds the statistics of other vectors (the same k, d and metric; a data error otherwise).
+  void merge(const ClusterStats& other);
+};
+
+// The map step: assigns n vectors (row i at x + i*ldx, finite) to their
+// nearest code of codes [k, d] (the exact search of FlatIndex) and sums them
+// per code. assign [n], when not null, receives the nearest codes. A squared
+// distance beyond the float32 range counts as the largest float32.
+ClusterStats cluster_stats(const float* x, std::int64_t n, std::int64_t ldx, const float* codes, std::int64_t k,
+                           std::int64_t d, Metric metric, std::int64_t* assign = nullptr);
+
+struct CodeUpdate {
+  std::vector<float> codes;   // [k, d]
+  std::int64_t reseeded = 0;  // empty clusters re-seeded
+};
+
+// The reduce step: the codes after Lloyd update number `iteration` (0 for the
+// first) of codes [k, d], from the statistics of all the training vectors
+// under those codes. A code with vectors moves to their mean, sum / count
+// from the exact sum rounded to double then to float (cosine: the sum's
+// direction, sum_c / |sum|, the code kept when the sum is zero). An empty code
+// is re-seeded by splitting the largest cluster b (most vectors, lowest index
+// on ties): b's new code moves by -v and the empty one is put at b's code + v,
+// with v a random direction (the normal vector of counter iteration * k + j
+// of the split stream) of length r_b / 16, r_b the root mean squared distance
+// of b's vectors to b's code before the update; b's count is then halved
+// between the two, and the new code shares b's r_b. With fewer than two
+// vectors in the largest cluster a code stays empty and unchanged.
+CodeUpdate update_codes(const ClusterStats& stats, const float* codes, std::int64_t iteration, std::uint64_t seed,
+                        std::int64_t stage);
+
+// The statistics as tensors, the npy stream of vq-train --map (vq-train(1)):
+//   header  int64 [8]: version, K, D, W, metric (0 l2, 1 cosine), vectors,
+//                      the exponent of the lowest digit bit (-149), digit bits (32)
+//   counts  int64 [K]
+//   sums    int64 [K, D, W]   exact sums as ExactSum's stored digits (exact_sum.hpp)
+//   sq      int64 [K, W]
+//   inertia int64 [W]
+constexpr std::int64_t stats_version = 1;
+constexpr int stats_tensors = 5;
+std::vector<Tensor> stats_to_tensors(const ClusterStats& s);
+// The inverse, checking everything (dtypes, shapes, version, digits, counts
+// that add up to the vectors, nothing summed for an empty code, squared
+// distances that add up to the inertia): data errors name `where`.
+ClusterStats stats_from_tensors(const std::vector<Tensor>& t, const std::string& where);
 
 // Rows of x [n, d] chosen at random without replacement (m of them, in their
 // original order): row i is kept when its random key, a function of (seed, i)
