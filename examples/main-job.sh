@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: a real pipeline of nnkit tools over the shipped example data.
-# It grows as tools land; today it runs the tensor utilities: text in, shard,
-# per-shard work, merge, check, and a summary.
+# The main job: a real pipeline of every nnkit tool over the shipped example
+# data: text in, shard, per-shard work, merge and check against the unsharded
+# run, receptive fields, RoPE, boxes, CLIP, sampling, vector quantization
+# (with a sharded k-means map-reduce), pictures and a summary.
+# examples/cluster runs the sharded steps under SLURM, GNU parallel and xargs.
 #   NNKIT_BIN  folder of the built tools (default: build/bin)
 #   OUT        where results go (default: out/main-job)
 set -euo pipefail
@@ -55,6 +57,14 @@ clip-score "$here/clip/images.npy" "$here/clip/candidates.npy" --mean --to json 
 clip-score --mode retrieval "$here/clip/images.npy" "$here/clip/candidates.npy" \
   --to json -o "$out/retrieval.json"
 cat "$out/clipscore.json" "$out/retrieval.json"
+#    The same retrieval in 3 shards of the similarity matrix, merged.
+for k in 0 1 2; do
+  clip-score --mode retrieval --shard $k/3 "$here/clip/images.npy" "$here/clip/candidates.npy" \
+    -o "$out/retrieval_state$k.safetensors"
+done
+clip-score --merge "$out"/retrieval_state{0,1,2}.safetensors --to json -o "$out/retrieval_merged.json"
+cmp -s "$out/retrieval_merged.json" "$out/retrieval.json" ||
+  { echo "main-job: merged retrieval shards differ from the unsharded run" >&2; exit 1; }
 
 # 9. Diffusion sampling: the embedded Gaussian-mixture model (exact) and the
 #    shipped moons MLP, 2,000 samples each, in two shards merged as one run.
@@ -85,6 +95,21 @@ vq-encode --codebook "$out/codebook3.npy" "$out/points.npy" -o "$out/codes.npy" 
 vq-decode --codebook "$out/codebook3.npy" "$out/codes.npy" -o "$out/points_vq.npy"
 vq-train --k 64 --seed 0 -q "$out/moons_samples.npy" -o "$out/codebook64.npy"
 cat "$out/vq_stats.json"
+#     k-means of the moons samples as a map-reduce over 2 shards (what a
+#     cluster runs when the data exceed one machine), 5 iterations from the
+#     same start, equal to the single run byte for byte.
+vq-train --k 16 --seed 0 --iters 0 -q "$out/moons_samples.npy" -o "$out/km_0.npy"
+for k in 0 1; do tensor-split --part $k/2 "$out/moons_samples.npy" -o "$out/moons_shard$k.npy"; done
+for i in 0 1 2 3 4; do
+  for k in 0 1; do
+    vq-train --map --init "$out/km_$i.npy" "$out/moons_shard$k.npy" -o "$out/km_stats$k.npy"
+  done
+  cat "$out"/km_stats{0,1}.npy | vq-train --reduce --init "$out/km_$i.npy" --iteration $i --seed 0 -q \
+    -o "$out/km_$((i + 1)).npy"
+done
+vq-train --init "$out/km_0.npy" --iters 5 --seed 0 -q "$out/moons_samples.npy" -o "$out/km_single.npy"
+cmp -s "$out/km_5.npy" "$out/km_single.npy" ||
+  { echo "main-job: the k-means map-reduce differs from the single run" >&2; exit 1; }
 
 # 11. Pictures: the samples, the IoU values, the RoPE table.
 tensor-plot --kind scatter "$out/gmm_samples.npy" "$out/moons_samples.npy" --title "DDIM samples" \
@@ -99,7 +124,8 @@ tensor-info "$out/points.npy" "$out/merged.npy" "$out"/shard_*.npy "$out/layer3_
   "$out/rotated.npy" "$out/unrotated.npy" "$out/rope_tables.npy" \
   "$out/layer3_overlaps.npy" "$out/layer3_kept.npy" "$out/gmm_samples.npy" "$out/moons_samples.npy" \
   "$out/samples.png" "$out/flow2_samples.npy" "$out/flow_rk4_samples.npy" "$out/gmm_logprob.npy" \
-  "$out/nice_samples.npy" "$out/codebook3.npy" "$out/codes.npy" "$out/points_vq.npy" "$out/codebook64.npy"
+  "$out/nice_samples.npy" "$out/codebook3.npy" "$out/codes.npy" "$out/points_vq.npy" "$out/codebook64.npy" \
+  "$out/km_5.npy"
 tensor-info --json "$out/points.npy" "$out/merged.npy" -o "$out/summary.json"
 tensor-convert "$out/merged.npy" -o "$out/merged.csv"
-echo "main-job: sharded result equals the unsharded one; results in $out"
+echo "main-job: every sharded result equals its unsharded run; results in $out"
