@@ -1,4 +1,5 @@
 #include "nnkit/formats/npy.hpp"
+#include "nnkit/memory_limit.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -256,6 +257,8 @@ namespace {
 // a large claim is only believed as its bytes arrive, chunk by chunk, so a
 // lying header costs one chunk of memory, never the claimed amount.
 void read_unvouched(Input& in, const ArrayHeader& a, Tensor& t) {
+  // Over NNKIT_MAX_MEMORY the claim fails now, before any chunk is read.
+  check_allocation(a.nbytes, "a tensor " + shape_str(a.h.shape) + " " + std::string(dtype_name(a.h.dtype)));
   constexpr std::int64_t chunk = std::int64_t{64} << 20;
   std::vector<std::unique_ptr<std::byte[]>> chunks;
   std::int64_t left = a.nbytes;

@@ -10,6 +10,7 @@
 
 #include "nnkit/error.hpp"
 #include "nnkit/io.hpp"
+#include "nnkit/memory_limit.hpp"
 #include "nnkit/parallel.hpp"
 
 namespace po = boost::program_options;
@@ -19,6 +20,9 @@ namespace nnkit::cli {
 const char* version() { return NNKIT_VERSION; }
 
 namespace {
+
+// More threads than any machine has is a typo, not a request (and would wrap in int).
+constexpr long long kMaxThreads = 1 << 16;
 
 struct OptionDecl {
   std::string long_name;
@@ -448,8 +452,11 @@ int Tool::run(int argc, char** argv, const std::function<void(Tool&)>& body) {
                                     : "too many inputs: at most " + std::to_string(m.max_inputs) +
                                           " " + m.input_metavar + ", got " + std::to_string(n));
     if (n == 0 && m.max_inputs != 0) m.inputs.push_back("-");
-    if (m.threads < 0) throw_usage("--threads must be 0 (all cores) or positive");
+    if (m.threads < 0 || m.threads > kMaxThreads)
+      throw_usage("--threads must be 0 (all cores) to " + std::to_string(kMaxThreads) + ", not " +
+                  std::to_string(m.threads));
     set_threads(static_cast<int>(m.threads));
+    max_memory();  // a malformed NNKIT_MAX_MEMORY is a usage error in every tool, before any work
     body(*this);
     return 0;
   } catch (const BrokenPipe&) {

@@ -114,7 +114,25 @@ done
 LAST_CMD="cat claims_1tb.npy | NNKIT_MAX_MEMORY=1G tensor-convert - -o x.safetensors"
 cat "$D/claims_1tb.npy" | NNKIT_MAX_MEMORY=1G timeout -k 2 "$RUN_TIMEOUT" "$CONV" - -o "$O/x.safetensors" >"$T/out" 2>"$T/err"
 RC=${PIPESTATUS[1]}
+expect_error 65 "NNKIT_MAX_MEMORY" "$LAST_CMD (the limit refuses the claim before reading it)" tensor-convert
+expect_empty_dir "$O" "$LAST_CMD"
+# Without a limit the pipe's data run out first: a truncation error.
+LAST_CMD="cat claims_1tb.npy | tensor-convert - -o x.safetensors"
+cat "$D/claims_1tb.npy" | env -u NNKIT_MAX_MEMORY timeout -k 2 "$RUN_TIMEOUT" "$CONV" - -o "$O/x.safetensors" >"$T/out" 2>"$T/err"
+RC=${PIPESTATUS[1]}
 expect_error 65 "" "$LAST_CMD" tensor-convert
 expect_empty_dir "$O" "$LAST_CMD"
+
+# ------------------------------------------------------------ checked in every tool, before any work
+# npy to npy streams through a fixed buffer and allocates no tensor: a
+# malformed limit is still a usage error.
+limited 12Q "$CONV" "$D/small.npy" -o "$O/x.npy"
+expect_error 64 "NNKIT_MAX_MEMORY" "NNKIT_MAX_MEMORY=12Q on a streaming npy copy" tensor-convert
+expect_empty_dir "$O" "NNKIT_MAX_MEMORY=12Q leaves no output"
+for bad in 99999999999 4294967297 -1; do
+  run "$CONV" --threads "$bad" "$D/small.npy" -o "$O/x.npy"
+  expect_error 64 "--threads" "--threads $bad" tensor-convert
+  expect_empty_dir "$O" "--threads $bad leaves no output"
+done
 
 finish

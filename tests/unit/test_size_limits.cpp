@@ -206,3 +206,16 @@ TEST(SizeLimits, PatchSizesWhoseSquareOverflows) {
   EXPECT_EQ(code_of([&] { (void)vq::unpatchify(idx, 3037000500, "x"); }), ExitCode::data);
   EXPECT_EQ(vq::unpatchify(idx, 2, "x").shape(), (Shape{4, 4, 1}));
 }
+
+TEST(SizeLimits, HeatmapOfDegenerateRanges) {
+  // Found by fuzz_plot_options: a colour-bar tick at an infinite position was
+  // cast to int. Subnormal and far-from-zero ranges in the smallest picture.
+  plot::Options o;
+  o.width = o.height = 16;
+  for (const std::vector<double>& v : {std::vector<double>{0, 5e-324, 0, 5e-324}, std::vector<double>{1e300, 1e300, 1e300, 1.0000000000000002e300},
+                                       std::vector<double>{-1e307, 1e307, 0, 1}}) {
+    const NamedTensor m{"m", Tensor::from_vector<double>({2, 2}, v)};
+    const plot::Figure f = plot::heatmap(m, o);
+    EXPECT_EQ(f.image.shape(), (Shape{16, 16, 3}));
+  }
+}

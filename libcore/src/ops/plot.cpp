@@ -543,6 +543,7 @@ Figure heatmap(const NamedTensor& matrix, const Options& opt) {
   c.fill_rect(bx + bar_w, y0 - 1, bx + bar_w + 1, y1 + 1, th.ink);
   for (double b : bar_ticks) {
     const double y = std::floor(y1 - (b - lo) / (hi - lo) * (y1 - y0));
+    if (!(y >= y0 - 1 && y <= y1)) continue;  // a subnormal range can put a tick at infinity
     c.fill_rect(bx + bar_w + 1, y, bx + bar_w + 1 + tick_len, y + 1, th.ink);
     c.text(bx + bar_w + 1 + tick_len + 3, static_cast<int>(y) - 3, tick_label(b, bar_step), th.ink);
   }
