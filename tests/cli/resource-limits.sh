@@ -91,6 +91,17 @@ vq-train --k 2 $D/rows.npy
 ddim-sample -n 200000 --steps 2
 flow-sample -n 200000 --steps 2
 EOF
+# vq-train --map: the exact sums are 88 bytes per code and channel, [1024, 64]
+# codes need 5.5 MiB of them, while the inputs are 256 KiB each.
+py '
+rng = np.random.default_rng(3)
+np.save(sys.argv[1], rng.standard_normal((1024, 64)).astype(np.float32))' "$D/cb1024.npy"
+limited 1M "$(bin vq-train)" --map --init "$D/cb1024.npy" "$D/cb1024.npy" -o "$O/stats.npy"
+expect_error 65 "NNKIT_MAX_MEMORY=1M exact cluster sums [1024, 64]" "NNKIT_MAX_MEMORY=1M vq-train --map with 1024 x 64 sums" vq-train
+expect_empty_dir "$O" "vq-train --map over the limit"
+limited 8M "$(bin vq-train)" --map --init "$D/cb1024.npy" "$D/cb1024.npy" -o "$O/stats.npy"
+expect_ok "the same statistics under 8M"
+rm -f "$O/stats.npy"
 # tensor-plot writes PNG: a 2048 x 2048 canvas is 12 MiB.
 limited 1M "$(bin tensor-plot)" -k hist --width 2048 --height 2048 "$D/small.npy" -o "$O/plot.png"
 expect_error 65 "NNKIT_MAX_MEMORY=1M 2048x2048" "NNKIT_MAX_MEMORY=1M tensor-plot of a 2048x2048 picture" tensor-plot

@@ -16,6 +16,7 @@
 #include <numeric>
 
 #include "nnkit/error.hpp"
+#include "nnkit/memory_limit.hpp"
 #include "nnkit/ops/vq.hpp"
 #include "nnkit/parallel.hpp"
 
@@ -204,9 +205,22 @@ KmeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, std::int64_t
   return res;
 }
 
+namespace {
+
+// The exact sums are 88 bytes per code and channel, 22 times the codebook:
+// NNKIT_MAX_MEMORY bounds them like a tensor.
+std::int64_t checked_sum_count(std::int64_t k, std::int64_t d) {
+  const std::int64_t count = checked_numel({k, d});
+  checked_buffer_bytes(count, sizeof(ExactSum),
+                       "the exact cluster sums [" + std::to_string(k) + ", " + std::to_string(d) + "]");
+  return count;
+}
+
+}  // namespace
+
 ClusterStats::ClusterStats(std::int64_t k_, std::int64_t d_, Metric metric_)
-    : k(k_), d(d_), metric(metric_), count(static_cast<std::size_t>(k_)), sum(static_cast<std::size_t>(k_ * d_)),
-      sq(static_cast<std::size_t>(k_)) {}
+    : k(k_), d(d_), metric(metric_), count(static_cast<std::size_t>(k_)),
+      sum(static_cast<std::size_t>(checked_sum_count(k_, d_))), sq(static_cast<std::size_t>(k_)) {}
 
 void ClusterStats::merge(const ClusterStats& o) {
   if (o.k != k || o.d != d || o.metric != metric)
