@@ -1,5 +1,7 @@
 #include "nnkit/memory_limit.hpp"
 
+#include <sys/sysinfo.h>
+
 #include <cstdlib>
 #include <limits>
 
@@ -54,9 +56,32 @@ std::optional<std::int64_t> max_memory() {
   return limit;
 }
 
+namespace {
+
+// Physical memory plus swap: no single buffer larger than that can ever be
+// filled, so asking the allocator for it (which may succeed lazily, or abort
+// under a sanitizer) only delays the failure. 0 when unknown.
+std::int64_t machine_memory() {
+  struct sysinfo info {};
+  if (sysinfo(&info) != 0) return 0;
+  const auto unit = static_cast<std::int64_t>(info.mem_unit ? info.mem_unit : 1);
+  std::int64_t total = 0;
+  const auto pages = static_cast<std::int64_t>(info.totalram) + static_cast<std::int64_t>(info.totalswap);
+  return __builtin_mul_overflow(pages, unit, &total) ? 0 : total;
+}
+
+}  // namespace
+
 void check_allocation(std::int64_t bytes, const std::string& what) {
   const auto limit = max_memory();
-  if (!limit || bytes <= *limit) return;
+  if (!limit) {
+    static const std::int64_t machine = machine_memory();
+    if (machine > 0 && bytes > machine)
+      throw_data("needs " + std::to_string(bytes) + " bytes for " + what + ", more than this machine's memory and swap (" +
+                 std::to_string(machine) + " bytes)");
+    return;
+  }
+  if (bytes <= *limit) return;
   const std::string value = std::getenv(kMaxMemoryVariable);
   std::string said = std::string(kMaxMemoryVariable) + "=" + value;
   if (value != std::to_string(*limit)) said += " (" + std::to_string(*limit) + " bytes)";

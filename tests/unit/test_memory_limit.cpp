@@ -66,14 +66,16 @@ TEST(MemoryLimit, RefusesWhatIsNotASize) {
     EXPECT_EQ(parse_byte_size(bad), std::nullopt) << bad;
 }
 
-TEST(MemoryLimit, VariableUnsetOrEmptyMeansNoLimit) {
-  {
-    LimitEnv env(nullptr);
+TEST(MemoryLimit, VariableUnsetOrEmptyMeansTheMachinesMemory) {
+  for (const char* value : {static_cast<const char*>(nullptr), ""}) {
+    LimitEnv env(value);
     EXPECT_EQ(max_memory(), std::nullopt);
-    EXPECT_NO_THROW(check_allocation(std::numeric_limits<std::int64_t>::max(), "anything"));
+    EXPECT_NO_THROW(check_allocation(std::int64_t{1} << 20, "a megabyte"));
+    // More than any machine's memory and swap: refused before the allocator sees it.
+    const auto [code, what] = error_of([] { check_allocation(std::numeric_limits<std::int64_t>::max(), "anything"); });
+    EXPECT_EQ(code, ExitCode::data);
+    EXPECT_NE(what.find("more than this machine's memory and swap"), std::string::npos) << what;
   }
-  LimitEnv env("");
-  EXPECT_EQ(max_memory(), std::nullopt);
 }
 
 TEST(MemoryLimit, BadValueIsAUsageErrorNamingTheVariable) {

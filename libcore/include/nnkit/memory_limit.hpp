@@ -27,7 +27,8 @@ std::optional<std::int64_t> parse_byte_size(std::string_view text);
 std::optional<std::int64_t> max_memory();
 
 // A data error (65) when one allocation of `bytes` would exceed the limit:
-// "needs N bytes for WHAT, more than NNKIT_MAX_MEMORY=VALUE".
+// "needs N bytes for WHAT, more than NNKIT_MAX_MEMORY=VALUE"; without a
+// limit, when it exceeds the machine's physical memory plus swap.
 void check_allocation(std::int64_t bytes, const std::string& what);
 
 // The bytes of `count` items of `item_size`: a data error when the count is
