@@ -87,8 +87,13 @@ parts() {
     PARTS+=("$1.$k.$2")
   done
 }
-converged() {  # converged I: codebooks I-1 and I are equal, byte for byte
-  [ "$1" -gt 0 ] && cmp -s "vq/cb.$(($1 - 1)).npy" "vq/cb.$1.npy"
+converged() {  # converged I: two consecutive codebooks up to I are equal, byte for byte
+  local j  # (after convergence at j the later codebooks are never written)
+  for ((j = 1; j <= $1; j++)); do
+    [ -f "vq/cb.$j.npy" ] || return 1
+    cmp -s "vq/cb.$((j - 1)).npy" "vq/cb.$j.npy" && return 0
+  done
+  return 1
 }
 final_codebook() {  # the last codebook: at convergence or after ITERS iterations
   local i
@@ -140,7 +145,9 @@ reduce)
     cat "${PARTS[@]}" | vq-train -q --reduce --init "vq/cb.$i.npy" --iteration "$i" --seed "$SEED" \
       -o "vq/cb.$((i + 1)).npy"
   fi
-  if converged $((i + 1)); then echo "$me: k-means converged after iteration $i"; fi
+  if [ -f "vq/cb.$((i + 1)).npy" ] && cmp -s "vq/cb.$i.npy" "vq/cb.$((i + 1)).npy"; then
+    echo "$me: k-means converged after iteration $i"
+  fi
   ;;
 converged)
   converged "$(iter_arg "${1:-}")"

@@ -72,7 +72,15 @@ std::int64_t machine_memory() {
 
 }  // namespace
 
+bool allocation_allowed(std::int64_t bytes) {
+  const auto limit = max_memory();
+  if (limit) return bytes <= *limit;
+  static const std::int64_t machine = machine_memory();
+  return machine <= 0 || bytes <= machine;
+}
+
 void check_allocation(std::int64_t bytes, const std::string& what) {
+  if (allocation_allowed(bytes)) return;
   const auto limit = max_memory();
   if (!limit) {
     static const std::int64_t machine = machine_memory();

@@ -98,8 +98,7 @@ Tensor Tensor::uninitialized(DType dtype, Shape shape) {
 void Tensor::allocate(bool zero) {
   numel_ = checked_numel(shape_);
   const std::int64_t bytes = checked_nbytes(shape_, dtype_);
-  const auto limit = max_memory();
-  if (limit && bytes > *limit)  // the message is built only when it is needed
+  if (!allocation_allowed(bytes))  // the message is built only when it is needed
     check_allocation(bytes, "a tensor " + shape_str(shape_) + " " + std::string(dtype_name(dtype_)));
   // 64-byte alignment suits SIMD loads and BLAS. Large buffers are aligned to
   // 2 MiB and asked to use transparent huge pages: touching 1 GiB then costs

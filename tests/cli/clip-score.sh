@@ -320,6 +320,9 @@ expect_ok "--shard to a pipe, --merge from stdin"
 expect_file_eq "$T/out" "$S/caps.whole.txt" "a piped state merges to the whole run"
 run_sh "$CS --merge $S/caps.3.2.st - $S/caps.3.0.st < $S/caps.3.1.st"
 expect_file_eq "$T/out" "$S/caps.whole.txt" "one of the states from stdin"
+run_sh "$CS -m retrieval --shard 0/1 --block 7 --text-image $F/text_image.npy $F/img.npy $F/caps.npy | $CS --merge"
+expect_ok "--merge with no STATE reads stdin"
+expect_file_eq "$T/out" "$S/caps.whole.txt" "--merge with no STATE: stdin's state merges to the whole run"
 # Bad sets of states: exit 65, one line, nothing written.
 merge_error() {  # merge_error WORDS DESC STATE...
   local words=$1 desc=$2 out

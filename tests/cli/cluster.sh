@@ -220,5 +220,16 @@ grep -q '^2 nnkit-map0 array=0-2 dep=aftercorr:1$' "$S/log" && grep -q "^$njobs 
   fail "slurm/submit.sh: unexpected dependencies: $(cat "$S/log")"
 [ -z "$(grep -Lx 0 "$S"/jobs/*)" ] && pass || fail "slurm/submit.sh: a job failed; logs: $(tail -n 3 "$W"/logs/*.out)"
 same_as_ref "$W" "slurm (stand-in), 3 shards"
+# Every iteration is submitted up front: when k-means converges long before
+# ITERS, the later map and reduce jobs must find it so and succeed at once.
+: >"$S/log"
+rm -f "$S"/jobs/*
+W=$T/slurm-converged
+run env WORK="$W" SHARDS=3 CODES=3 ITERS=15 NNKIT_BIN="$NNKIT_BIN" PATH="$S/bin:$PATH" bash "$C/slurm/submit.sh"
+expect_rc 0 "slurm/submit.sh (stand-in sbatch), 3 codes, 15 iterations"
+[ -z "$(grep -Lx 0 "$S"/jobs/*)" ] && pass || fail "slurm/submit.sh after early convergence: a job failed; logs: $(tail -n 3 "$W"/logs/*.out)"
+last=$(cd "$W/vq" && ls cb.*.npy | sed 's/cb\.\([0-9]*\)\.npy/\1/' | sort -n | tail -n 1)
+[ "$last" -lt 14 ] && pass || fail "slurm (stand-in): k-means should converge well before iteration 15 (last codebook cb.$last)"
+for f in $RESULTS; do expect_file_eq "$W/result/$f" "$REF3/reference/$f" "slurm (stand-in), early convergence: result/$f"; done
 
 finish

@@ -91,8 +91,8 @@ vq-train --k 2 $D/rows.npy
 ddim-sample -n 200000 --steps 2
 flow-sample -n 200000 --steps 2
 EOF
-# vq-train --map: the exact sums are 88 bytes per code and channel, [1024, 64]
-# codes need 5.5 MiB of them, while the inputs are 256 KiB each.
+# vq-train --map: the exact sums are 96 bytes per code and channel, [1024, 64]
+# codes need 6 MiB of them, while the inputs are 256 KiB each.
 py '
 rng = np.random.default_rng(3)
 np.save(sys.argv[1], rng.standard_normal((1024, 64)).astype(np.float32))' "$D/cb1024.npy"

@@ -293,6 +293,10 @@ run_sh "cat $MR/s2.npy $MR/s3.npy > $MR/s23.npy"
 run "$TRAIN" --reduce -q --init "$MR/c.npy" --iteration 0 "$MR/s23.npy" "$MR/s1.npy" - -o "$O/r_mixed.npy" <"$MR/s0.npy"
 expect_ok "--reduce: a two-shard stream, a file and stdin"
 expect_file_eq "$O/r_mixed.npy" "$O/r_files.npy" "streams, files and stdin add up the same"
+# The split's random streams are numbered iteration x K in 40 bits: beyond, a usage error.
+run "$TRAIN" --reduce -q --init "$MR/c.npy" --iteration 9223372036854775807 "$MR/s0.npy" -o "$O/r_huge.npy"
+expect_error 64 "iteration 2^40" "--reduce --iteration 2^63-1" vq-train
+[ ! -e "$O/r_huge.npy" ] && pass || fail "--reduce --iteration 2^63-1 left an output"
 run "$TRAIN" --init "$D/mr_c0.npy" --iters 1 "$D/mr_x.npy" -o "$O/single1.npy"
 expect_file_eq "$O/r_files.npy" "$O/single1.npy" "one reduce = the single run's first update"
 run "$TRAIN" --reduce --init "$MR/c.npy" --iteration 0 "$MR/s0.npy" "$MR/s1.npy" "$MR/s2.npy" "$MR/s3.npy" -o "$O/r.npy"

@@ -210,8 +210,8 @@ void merge_states(const cli::Tool& t, const std::string& mode, const std::string
 // Two inputs, IMAGE_EMB and TEXT_EMB, unless --merge (which the Tool cannot tell).
 void check_two_inputs(const cli::Tool& t) {
   const std::size_t n = t.input_paths().size();
-  if (n < 2)
-    throw_usage("expected 2 inputs (IMAGE_EMB TEXT_EMB), got " + std::to_string(n) + "; try 'clip-score --help'");
+  if (n < 2)  // (no input at all arrives here as one, stdin)
+    throw_usage("expected 2 inputs (IMAGE_EMB TEXT_EMB); try 'clip-score --help'");
   if (n > 2) throw_usage("too many inputs: at most 2 IMAGE_EMB TEXT_EMB, got " + std::to_string(n) +
                          " (several STATE files go with --merge)");
 }
@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
                  "Score image and text embeddings: CLIPScore, RefCLIPScore, similarity matrices, zero-shot and "
                  "SigLIP probabilities, retrieval recall and contrastive losses.");
   tool.synopsis("[OPTIONS] IMAGE_EMB TEXT_EMB\n  or:  clip-score --merge [OPTIONS] STATE...")
-      .inputs(1, -1, "IMAGE_EMB TEXT_EMB")
+      .inputs(0, -1, "IMAGE_EMB TEXT_EMB")  // none: --merge reads a state from stdin
       .description(
           "IMAGE_EMB is [N, D] and TEXT_EMB [M, D] (npy, safetensors, npz or text; any float dtype, float16 as "
           "clip-retrieval writes it). Rows are L2-normalised first, so x*y is the cosine cos. A zero row, a NaN "

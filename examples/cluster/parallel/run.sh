@@ -21,7 +21,8 @@ bash "$steps" prepare
 each() {  # each LOG STEP [ARG]: bash steps.sh STEP [ARG] K for every shard K
   local log=$1
   shift
-  seq 0 $((SHARDS - 1)) | parallel --jobs "${JOBS:-100%}" --retries "${RETRIES:-3}" --halt soon,fail=1 \
+  # -q: parallel quotes the command's words, so a checkout path with spaces works.
+  seq 0 $((SHARDS - 1)) | parallel -q --jobs "${JOBS:-100%}" --retries "${RETRIES:-3}" --halt soon,fail=1 \
     --joblog "$WORK/logs/$log.joblog" bash "$steps" "$@" {}
 }
 each shard shard

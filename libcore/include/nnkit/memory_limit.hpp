@@ -30,6 +30,8 @@ std::optional<std::int64_t> max_memory();
 // "needs N bytes for WHAT, more than NNKIT_MAX_MEMORY=VALUE"; without a
 // limit, when it exceeds the machine's physical memory plus swap.
 void check_allocation(std::int64_t bytes, const std::string& what);
+// The test of check_allocation without building a message (for hot paths).
+bool allocation_allowed(std::int64_t bytes);
 
 // The bytes of `count` items of `item_size`: a data error when the count is
 // negative or the product overflows, then check_allocation.

@@ -466,8 +466,9 @@ RetrievalShard shard_from_state(ShardState st, std::string name) {
   s.part = {meta_int(st, "shard", name), meta_int(st, "shards", name)};
   s.row_begin = meta_int(st, "row_begin", name);
   const std::int64_t row_end = meta_int(st, "row_end", name);
-  if (s.block < 1 || s.part.count < 1 || s.part.index >= s.part.count || row_end < s.row_begin ||
-      row_end > s.images)
+  // --block is 1..8192; a damaged value must not reach the grid's arithmetic.
+  if (s.images < 0 || s.texts < 0 || s.block < 1 || s.block > 8192 || s.part.count < 1 || s.part.index < 0 ||
+      s.part.index >= s.part.count || s.row_begin < 0 || row_end < s.row_begin || row_end > s.images)
     throw_data(name + ": inconsistent metadata (block " + std::to_string(s.block) + ", shard " +
                shard_label(s.part) + ", rows " + std::to_string(s.row_begin) + ".." + std::to_string(row_end) +
                " of " + std::to_string(s.images) + ")");

@@ -207,7 +207,7 @@ KmeansResult kmeans(const float* x, std::int64_t n, std::int64_t d, std::int64_t
 
 namespace {
 
-// The exact sums are 88 bytes per code and channel, 22 times the codebook:
+// The exact sums are 96 bytes per code and channel, 24 times the codebook:
 // NNKIT_MAX_MEMORY bounds them like a tensor.
 std::int64_t checked_sum_count(std::int64_t k, std::int64_t d) {
   const std::int64_t count = checked_numel({k, d});
@@ -305,6 +305,10 @@ void move_to_mean(const ClusterStats& s, std::int64_t j, float* code, std::vecto
 CodeUpdate update_codes(const ClusterStats& s, const float* codes, std::int64_t iteration, std::uint64_t seed,
                         std::int64_t stage) {
   const std::int64_t k = s.k, d = s.d;
+  // The split's random streams are numbered iteration * K + j in 40 bits.
+  if (iteration < 0 || iteration >= ((std::int64_t{1} << 40) - 1) / k)
+    throw_usage("iteration " + std::to_string(iteration) + " is out of range for " + std::to_string(k) +
+                " codes: iteration x K must stay below 2^40");
   CodeUpdate u;
   u.codes.assign(codes, codes + k * d);
   float* out = u.codes.data();
