@@ -251,6 +251,22 @@ EOF
 }
 
 # bad_input_matrix NAME OUTNAME [ARGS...]
+# _expect_quick_refusal CODE WORDS DESC NAME OUTDIR CMD...: CMD fails with
+# CODE and one line naming WORDS, leaves OUTDIR empty, and is refused before
+# reading or allocating anything large or looping over a size: quickly.
+_expect_quick_refusal() {
+  local code=$1 words=$2 desc=$3 name=$4 out=$5 t0 t1 ms
+  shift 5
+  t0=${EPOCHREALTIME/./}
+  run "$@"
+  t1=${EPOCHREALTIME/./}
+  expect_error "$code" "$words" "$desc" "$name"
+  expect_empty_dir "$out" "$desc"
+  ms=$(((t1 - t0) / 1000))
+  [ "$ms" -lt 2000 ] && pass || fail "$desc: took $ms ms"
+  _empty_dir_now "$out"
+}
+
 bad_input_matrix() {
   local name=$1 outname=$2
   shift 2
@@ -261,15 +277,7 @@ bad_input_matrix() {
   while read -r file code words; do
     [ -n "${BAD_ONLY:-}" ] && ! [[ $file =~ $BAD_ONLY ]] && continue
     case $file in /*) path=$file ;; *) path=$BAD/$file ;; esac
-    t0=${EPOCHREALTIME/./}
-    run "$tb" "$@" "$path" -o "$out/$outname"
-    t1=${EPOCHREALTIME/./}
-    expect_error "$code" "$words" "$name ${*:+$* }$file" "$name"
-    expect_empty_dir "$out" "$name ${*:+$* }$file"
-    # Refused before reading or allocating anything large: quickly.
-    ms=$(((t1 - t0) / 1000))
-    [ "$ms" -lt 2000 ] && pass || fail "$name $file: took $ms ms"
-    _empty_dir_now "$out"
+    _expect_quick_refusal "$code" "$words" "$name ${*:+$* }$file" "$name" "$out" "$tb" "$@" "$path" -o "$out/$outname"
   done < <(_bad_cases)
   # The same from a pipe (stdin is not a regular file, its size is unknown).
   while read -r file code words; do
@@ -466,15 +474,7 @@ overflow_matrix() {
     [ -n "$code" ] || continue
     # shellcheck disable=SC2086
     set -- $args
-    t0=${EPOCHREALTIME/./}
-    run "$NNKIT_BIN/$name" "$@" -o "$out/out.npy"
-    t1=${EPOCHREALTIME/./}
-    expect_error "$code" "" "$name $args" "$name"
-    expect_empty_dir "$out" "$name $args"
-    # Refused before allocating or looping over the size: quickly.
-    ms=$(((t1 - t0) / 1000))
-    [ "$ms" -lt 2000 ] && pass || fail "$name $args: took $ms ms"
-    _empty_dir_now "$out"
+    _expect_quick_refusal "$code" "" "$name $args" "$name" "$out" "$NNKIT_BIN/$name" "$@" -o "$out/out.npy"
   done < <(_overflow_cases "$name")
 }
 

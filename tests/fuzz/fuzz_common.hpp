@@ -19,9 +19,20 @@
 
 #include "nnkit/error.hpp"
 #include "nnkit/io.hpp"
+#include "nnkit/parallel.hpp"
 #include "nnkit/tensor.hpp"
 
 namespace fuzz {
+
+// For the targets that build things of sizes taken from the input: a size too
+// large must come back as an nnkit::Error (NNKIT_MAX_MEMORY), below libFuzzer's
+// malloc limit, and one thread keeps runs reproducible. Call it from
+// LLVMFuzzerInitialize.
+inline int bound_memory_and_threads() {
+  ::setenv("NNKIT_MAX_MEMORY", "256M", 1);
+  nnkit::set_threads(1);
+  return 0;
+}
 
 inline std::string bytes(const std::uint8_t* data, std::size_t size) {
   return std::string(reinterpret_cast<const char*>(data), size);

@@ -209,12 +209,7 @@ void evaluate(models::Model& m, const Meta& meta, FuzzedDataProvider& fdp) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  // Sizes from the input must be refused with an nnkit::Error, below libFuzzer's malloc limit.
-  setenv("NNKIT_MAX_MEMORY", "256M", 1);
-  set_threads(1);
-  return 0;
-}
+extern "C" int LLVMFuzzerInitialize(int*, char***) { return fuzz::bound_memory_and_threads(); }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;

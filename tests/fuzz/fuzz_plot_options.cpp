@@ -108,11 +108,7 @@ void fuzz_figure(FuzzedDataProvider& fdp) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  setenv("NNKIT_MAX_MEMORY", "256M", 1);  // a size too large is an nnkit::Error, below libFuzzer's malloc limit
-  set_threads(1);
-  return 0;
-}
+extern "C" int LLVMFuzzerInitialize(int*, char***) { return fuzz::bound_memory_and_threads(); }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;

@@ -9,6 +9,8 @@
 #include "nnkit/formats/tensor_io.hpp"
 #include "nnkit/ops/vq.hpp"
 
+extern "C" int LLVMFuzzerInitialize(int*, char***) { return fuzz::bound_memory_and_threads(); }
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace nnkit;
   Input in = fuzz::memory_input(fuzz::bytes(data, size));

@@ -8,8 +8,10 @@
 
 #include "nnkit/error.hpp"
 #include "nnkit/io.hpp"
+#include "error_of.hpp"
 
 using namespace nnkit;
+using nnkit::testing::code_of;
 namespace fs = std::filesystem;
 
 namespace {
@@ -17,14 +19,6 @@ fs::path temp_dir() {
   fs::path d = fs::temp_directory_path() / ("nnkit-io-" + std::to_string(::getpid()));
   fs::create_directories(d);
   return d;
-}
-ExitCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::ok;
 }
 int files_in(const fs::path& d) {
   int n = 0;

@@ -9,8 +9,10 @@
 
 #include "nnkit/memory_limit.hpp"
 #include "nnkit/tensor.hpp"
+#include "error_of.hpp"
 
 using namespace nnkit;
+using nnkit::testing::error_of;
 
 namespace {
 
@@ -36,15 +38,6 @@ class LimitEnv {
 };
 
 // The exit code and message of what f throws.
-template <class F>
-std::pair<ExitCode, std::string> error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return {e.code(), e.what()};
-  }
-  return {ExitCode::ok, ""};
-}
 
 }  // namespace
 

@@ -9,8 +9,10 @@
 
 #include "nnkit/formats/png.hpp"
 #include "nnkit/ops/plot.hpp"
+#include "error_of.hpp"
 
 using namespace nnkit;
+using nnkit::testing::code_of;
 using plot::Rgb;
 
 namespace {
@@ -25,14 +27,6 @@ NamedTensor points(const std::vector<float>& xy, const std::string& name = "p") 
   return {name, Tensor::from_vector<float>({static_cast<std::int64_t>(xy.size() / 2), 2}, xy)};
 }
 
-ExitCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::ok;
-}
 
 }  // namespace
 

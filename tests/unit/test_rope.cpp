@@ -19,8 +19,10 @@
 #include "nnkit/formats/npy.hpp"
 #include "nnkit/ops/rope.hpp"
 #include "nnkit/parallel.hpp"
+#include "error_of.hpp"
 
 using namespace nnkit;
+using nnkit::testing::code_of;
 using nlohmann::json;
 
 namespace {
@@ -412,18 +414,6 @@ TEST(RopeEngine, SequenceAxisElsewhere) {
 }
 
 // ---------------------------------------------------------------- refusals
-
-namespace {
-template <class F>
-ExitCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::ok;
-}
-}  // namespace
 
 TEST(RopeErrors, BadParametersAreUsageErrors) {
   auto refuses = [](rope::Params p) { return code_of([&] { rope::validate(p); }); };

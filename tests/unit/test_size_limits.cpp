@@ -19,22 +19,15 @@
 #include "nnkit/ops/rope.hpp"
 #include "nnkit/ops/vq.hpp"
 #include "nnkit/tensor.hpp"
+#include "error_of.hpp"
 
 using namespace nnkit;
+using nnkit::testing::code_of;
 
 namespace {
 
 constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
 
-template <class F>
-ExitCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return ExitCode::ok;
-}
 
 std::vector<NamedTensor> gmm_tensors() {
   return {{"means", Tensor::from_vector<float>({2, 2}, {0, 0, 1, 1})},
